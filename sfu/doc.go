@@ -9,4 +9,12 @@
 // fans packets out to Sinks; a Subscriber (an outgoing peer connection the
 // server offers) owns one DownTrack per forwarded Track, and a recorder is
 // just another Sink.
+//
+// Packets live in pooled, reference-counted buffers shared by every sink;
+// each down track rewrites headers on its own copy and writes from its own
+// goroutine behind a bounded queue, so a slow subscriber only ever hurts
+// itself. NACKs are answered from one retransmit ring per track, keyframe
+// requests are merged per track, and new video subscribers are primed
+// from a cached group of pictures. LOCKS.md lists the goroutines, who owns
+// what, and the lock order.
 package sfu

@@ -1,0 +1,330 @@
+package sfu
+
+// Lock order: a DownTrack takes no locks of its own. Its state is split by
+// owner: the delivering goroutine (the track's reader) owns waitKey and
+// skipped; the writer goroutine owns seq, sent and hdr; binding is an
+// atomic pointer set by pion's Bind/Unbind. Handing NACKs to the writer
+// over a channel keeps every write to the binding on one goroutine, so
+// retransmissions and live packets go out in a consistent order.
+
+import (
+	"math/rand/v2"
+	"sync/atomic"
+
+	"github.com/pion/rtcp"
+	"github.com/pion/rtp"
+	"github.com/pion/webrtc/v4"
+	"github.com/rs/zerolog"
+)
+
+const (
+	// Queue sizes bound the memory and latency a slow subscriber can
+	// hold. Video must fit a full primed GOP (gopMaxPackets) plus the live
+	// packets that arrive while it drains.
+	queueSizeVideo = 1024
+	queueSizeAudio = 128
+	// nackQueueSize: NACK batches waiting for the writer. When it is full
+	// the writer is far behind and a retransmission would be too late.
+	nackQueueSize = 8
+)
+
+// queued is one entry of a down track's queue. skipped is true when
+// packets before this one were dropped, so the writer closes the gap in
+// the outgoing sequence.
+type queued struct {
+	p       *Packet
+	skipped bool
+}
+
+// binding is what pion's Bind gives a down track: where and how to write.
+type binding struct {
+	id   string
+	ssrc uint32
+	pt   uint8
+	w    webrtc.TrackLocalWriter
+}
+
+// DownTrack forwards one Track to one subscriber. It is the Sink the track
+// delivers to and the webrtc.TrackLocal the subscriber's peer connection
+// sends. Deliver never blocks: packets wait in a bounded queue drained by
+// the down track's own writer goroutine.
+type DownTrack struct {
+	track   *Track
+	kind    webrtc.RTPCodecType
+	stats   *counters
+	log     zerolog.Logger
+	queue   chan queued
+	nacks   chan []uint16
+	done    chan struct{}
+	closed  atomic.Bool
+	binding atomic.Pointer[binding]
+	dropped atomic.Uint64
+	sent    atomic.Uint64
+	resent  atomic.Uint64
+	waitKey bool // delivering goroutine: video waits for a keyframe
+	skipped bool // delivering goroutine: packets were dropped
+	seq     seqRewriter
+	history sentMap
+	hdr     rtp.Header
+}
+
+func newDownTrack(t *Track, stats *counters, log zerolog.Logger) *DownTrack {
+	size := queueSizeAudio
+	if t.kind == webrtc.RTPCodecTypeVideo {
+		size = queueSizeVideo
+	}
+	d := &DownTrack{
+		track: t, kind: t.kind, stats: stats, log: log,
+		queue: make(chan queued, size),
+		nacks: make(chan []uint16, nackQueueSize),
+		done:  make(chan struct{}),
+		// A video subscriber cannot decode anything before a keyframe.
+		waitKey: t.kind == webrtc.RTPCodecTypeVideo,
+	}
+	d.seq = newSeqRewriter(uint16(rand.Uint32()))
+	return d
+}
+
+// Track is the published track this down track forwards.
+func (d *DownTrack) Track() *Track { return d.track }
+
+// ID is the track's ID, as pion's TrackLocal requires.
+func (d *DownTrack) ID() string { return string(d.track.id) }
+
+// StreamID is the published stream's ID (the msid stream in the SDP).
+func (d *DownTrack) StreamID() string { return string(d.track.streamID) }
+
+// RID is empty: simulcast layers are not forwarded separately.
+func (d *DownTrack) RID() string { return "" }
+
+// Kind is audio or video.
+func (d *DownTrack) Kind() webrtc.RTPCodecType { return d.kind }
+
+// Dropped counts packets this down track did not forward because its queue
+// was full or it waited for a keyframe.
+func (d *DownTrack) Dropped() uint64 { return d.dropped.Load() }
+
+// Forwarded counts packets written to the subscriber, retransmissions
+// excluded.
+func (d *DownTrack) Forwarded() uint64 { return d.sent.Load() }
+
+// Bind is called by pion when the subscriber's answer is applied; it picks
+// the negotiated codec matching the published one.
+func (d *DownTrack) Bind(ctx webrtc.TrackLocalContext) (webrtc.RTPCodecParameters, error) {
+	codec, ok := matchCodec(d.track.codec, ctx.CodecParameters())
+	if !ok {
+		return webrtc.RTPCodecParameters{}, ErrUnsupportedCodec
+	}
+	d.binding.Store(&binding{
+		id: ctx.ID(), ssrc: uint32(ctx.SSRC()), pt: uint8(codec.PayloadType), w: ctx.WriteStream(),
+	})
+	return codec, nil
+}
+
+// Unbind is called by pion when the sender stops.
+func (d *DownTrack) Unbind(ctx webrtc.TrackLocalContext) error {
+	if b := d.binding.Load(); b != nil && b.id == ctx.ID() {
+		d.binding.CompareAndSwap(b, nil)
+	}
+	return nil
+}
+
+// Deliver queues p for the writer goroutine without blocking. When the
+// queue is full the packet is dropped and counted; video then skips to the
+// next keyframe (a decoder cannot use frames that reference a lost one),
+// audio just continues.
+//
+// A video down track waiting for a keyframe asks the track for one only
+// while its queue has room to take it: a subscriber that stays stuck must
+// not make the publisher send keyframes to everyone every pliInterval.
+func (d *DownTrack) Deliver(p *Packet) {
+	if d.closed.Load() {
+		return
+	}
+	if d.waitKey {
+		if !p.keyframe {
+			d.drop()
+			if len(d.queue) < cap(d.queue)/2 {
+				d.track.RequestKeyframe()
+			}
+			return
+		}
+		d.waitKey = false
+	}
+	p.Retain()
+	select {
+	case d.queue <- queued{p: p, skipped: d.skipped}:
+		d.skipped = false
+	default:
+		p.Release()
+		d.drop()
+		d.waitKey = d.kind == webrtc.RTPCodecTypeVideo
+	}
+}
+
+func (d *DownTrack) drop() {
+	d.skipped = true
+	d.dropped.Add(1)
+	d.stats.packetsDropped.Add(1)
+}
+
+// writeLoop is the down track's writer goroutine.
+func (d *DownTrack) writeLoop() {
+	for {
+		select {
+		case q := <-d.queue:
+			d.writeQueued(q)
+		case seqs := <-d.nacks:
+			d.serveNACK(seqs)
+		case <-d.done:
+			return
+		}
+	}
+}
+
+// writeQueued rewrites and writes one queued packet, then releases it.
+func (d *DownTrack) writeQueued(q queued) {
+	p := q.p
+	defer p.Release()
+	if q.skipped {
+		d.seq.skip()
+	}
+	b := d.binding.Load()
+	if b == nil {
+		d.seq.skip()
+		return
+	}
+	if len(p.payload) == 0 {
+		// Padding-only packets probe the publisher's bandwidth; they carry
+		// nothing for the subscriber. Skip them without leaving a gap.
+		d.seq.skip()
+		return
+	}
+	out, ok := d.seq.rewrite(p.header.SequenceNumber)
+	if !ok {
+		return
+	}
+	d.history.record(out, p.header.SequenceNumber)
+	if d.write(b, p, out) {
+		d.sent.Add(1)
+		d.stats.packetsForwarded.Add(1)
+	}
+}
+
+// write sends p under outgoing sequence number out. The header is the down
+// track's own copy: the shared packet is never modified.
+func (d *DownTrack) write(b *binding, p *Packet, out uint16) bool {
+	d.hdr = p.header
+	d.hdr.SequenceNumber = out
+	d.hdr.SSRC = b.ssrc
+	d.hdr.PayloadType = b.pt
+	// Header extension IDs are negotiated per peer connection (RFC 8285
+	// 6), so the publisher's extensions would be misread here.
+	d.hdr.Extension = false
+	d.hdr.ExtensionProfile = 0
+	d.hdr.Extensions = nil
+	d.hdr.Padding = false
+	d.hdr.PaddingSize = 0
+	if _, err := b.w.WriteRTP(&d.hdr, p.payload); err != nil {
+		return false
+	}
+	d.stats.bytesOut.Add(uint64(d.hdr.MarshalSize() + len(p.payload)))
+	return true
+}
+
+// serveNACK retransmits the packets a subscriber reported lost (RFC 4585
+// 6.2.1), from the track's shared ring, under their original outgoing
+// sequence numbers. Without RTX negotiated the retransmission travels on
+// the media SSRC, as RFC 4588 allows for sessions that do not use it.
+func (d *DownTrack) serveNACK(seqs []uint16) {
+	b := d.binding.Load()
+	if b == nil {
+		return
+	}
+	for _, out := range seqs {
+		src, ok := d.history.lookup(out)
+		if !ok {
+			continue
+		}
+		p := d.track.retransmit(src)
+		if p == nil {
+			continue
+		}
+		if d.write(b, p, out) {
+			d.resent.Add(1)
+			d.stats.nacksServed.Add(1)
+		}
+		p.Release()
+	}
+}
+
+// handleRTCP acts on a subscriber's feedback for this down track: NACKs go
+// to the writer goroutine, PLI and FIR (RFC 4585 6.3.1, RFC 5104 4.3.1)
+// become a merged keyframe request to the publisher.
+func (d *DownTrack) handleRTCP(pkts []rtcp.Packet) {
+	b := d.binding.Load()
+	if b == nil {
+		return
+	}
+	for _, pkt := range pkts {
+		switch pk := pkt.(type) {
+		case *rtcp.PictureLossIndication:
+			if pk.MediaSSRC == b.ssrc {
+				d.track.RequestKeyframe()
+			}
+		case *rtcp.FullIntraRequest:
+			d.track.RequestKeyframe()
+		case *rtcp.TransportLayerNack:
+			if pk.MediaSSRC == b.ssrc {
+				d.queueNACK(pk)
+			}
+		}
+	}
+}
+
+func (d *DownTrack) queueNACK(n *rtcp.TransportLayerNack) {
+	var seqs []uint16
+	for _, pair := range n.Nacks {
+		seqs = append(seqs, pair.PacketList()...)
+	}
+	select {
+	case d.nacks <- seqs:
+	default:
+	}
+}
+
+// readRTCP reads the subscriber's RTCP for this down track until the
+// sender stops. Reading also drives pion's RTCP interceptors.
+func (d *DownTrack) readRTCP(sender *webrtc.RTPSender) {
+	buf := make([]byte, 1500)
+	for {
+		n, _, err := sender.Read(buf)
+		if err != nil {
+			return
+		}
+		pkts, err := rtcp.Unmarshal(buf[:n])
+		if err != nil {
+			continue
+		}
+		d.handleRTCP(pkts)
+	}
+}
+
+// stop marks the down track closed and ends its writer goroutine.
+func (d *DownTrack) stop() {
+	if d.closed.CompareAndSwap(false, true) {
+		close(d.done)
+	}
+}
+
+// drain releases packets left in the queue once the writer has stopped.
+func (d *DownTrack) drain() {
+	for {
+		select {
+		case q := <-d.queue:
+			q.p.Release()
+		default:
+			return
+		}
+	}
+}

@@ -1,0 +1,221 @@
+package sfu
+
+import (
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/pion/rtcp"
+	"github.com/pion/rtp"
+	"github.com/pion/webrtc/v4"
+	"github.com/rs/zerolog"
+	"github.com/stretchr/testify/require"
+)
+
+// recordingWriter is a webrtc.TrackLocalWriter that records what a down
+// track writes. With block set, WriteRTP waits until block is closed: a
+// subscriber whose network is stuck.
+type recordingWriter struct {
+	block chan struct{}
+	mu    sync.Mutex
+	seqs  []uint16
+	idx   []uint32
+	keys  []bool
+	ssrc  []uint32
+}
+
+func (w *recordingWriter) WriteRTP(h *rtp.Header, payload []byte) (int, error) {
+	if w.block != nil {
+		<-w.block
+	}
+	idx, _ := payloadIndex(webrtc.RTPCodecTypeVideo, payload)
+	w.mu.Lock()
+	w.seqs = append(w.seqs, h.SequenceNumber)
+	w.idx = append(w.idx, idx)
+	w.keys = append(w.keys, IsKeyframe(webrtc.MimeTypeVP8, payload))
+	w.ssrc = append(w.ssrc, h.SSRC)
+	w.mu.Unlock()
+	return len(payload), nil
+}
+
+func (w *recordingWriter) Write(b []byte) (int, error) { return len(b), nil }
+
+func (w *recordingWriter) count() int {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return len(w.seqs)
+}
+
+// testTrack is a video Track fed by the test goroutine (standing in for
+// the reader) with a PLI counter in place of the publisher.
+type testTrack struct {
+	*Track
+	plis  atomic.Int32
+	stats *counters
+	seq   uint16
+	idx   uint32
+}
+
+func newTestTrack(kind webrtc.RTPCodecType) *testTrack {
+	tt := &testTrack{stats: &counters{}}
+	codec := webrtc.RTPCodecParameters{RTPCodecCapability: webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeVP8, ClockRate: 90000}, PayloadType: 96}
+	if kind == webrtc.RTPCodecTypeAudio {
+		codec = webrtc.RTPCodecParameters{RTPCodecCapability: webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeOpus, ClockRate: 48000, Channels: 2}, PayloadType: 111}
+	}
+	tt.Track = newTrack(trackParams{
+		id: "t", streamID: "s", codec: codec, kind: kind, ssrc: 42,
+		rtcp: func(pkts []rtcp.Packet) error {
+			if _, ok := pkts[0].(*rtcp.PictureLossIndication); ok {
+				tt.plis.Add(1)
+			}
+			return nil
+		},
+		log: zerolog.Nop(), stats: tt.stats, pool: newPacketPool(),
+	})
+	return tt
+}
+
+// feed pushes n video frames (one packet each) through the track's
+// per-packet path; frames whose index is a multiple of keyEvery are
+// keyframes.
+func (tt *testTrack) feed(t testing.TB, n int, keyEvery uint32) {
+	for i := 0; i < n; i++ {
+		tt.seq++
+		raw, err := (&rtp.Packet{
+			Header:  rtp.Header{Version: 2, Marker: true, PayloadType: 100, SequenceNumber: tt.seq, Timestamp: tt.idx * 3000, SSRC: 42},
+			Payload: vp8Payload(tt.idx, tt.idx%keyEvery == 0),
+		}).Marshal()
+		require.NoError(t, err)
+		p := tt.pool.get()
+		require.NoError(t, p.parse(copy(p.buf[:], raw)))
+		tt.handle(p, tt.now())
+		p.Release()
+		tt.idx++
+	}
+}
+
+func (tt *testTrack) stop() { tt.end() }
+
+// startDownTrack binds a down track to w and runs its writer goroutine.
+func startDownTrack(t *testing.T, tt *testTrack, w *recordingWriter, ssrc uint32) *DownTrack {
+	d := newDownTrack(tt.Track, tt.stats, zerolog.Nop())
+	d.binding.Store(&binding{id: "b", ssrc: ssrc, pt: 96, w: w})
+	done := make(chan struct{})
+	go func() { defer close(done); d.writeLoop() }()
+	t.Cleanup(func() { d.stop(); <-done; d.drain() })
+	tt.AddSink(d)
+	return d
+}
+
+// TestStuckSubscriberDoesNotSlowOthers: one subscriber's writer blocks;
+// the track's reader never waits for it, the other subscriber gets every
+// packet, the stuck one's drops are counted, and it asks for a keyframe
+// only once it can take one. Once unstuck it resumes on a keyframe with
+// contiguous sequence numbers.
+func TestStuckSubscriberDoesNotSlowOthers(t *testing.T) {
+	t.Parallel()
+	tt := newTestTrack(webrtc.RTPCodecTypeVideo)
+	defer tt.stop()
+	fastW := &recordingWriter{}
+	stuckW := &recordingWriter{block: make(chan struct{})}
+	fast := startDownTrack(t, tt, fastW, 1)
+	stuck := startDownTrack(t, tt, stuckW, 2)
+
+	const total, batch = 3000, 100
+	for fed := 0; fed < total; fed += batch {
+		tt.feed(t, batch, 700)
+		require.Eventually(t, func() bool { return fastW.count() == fed+batch }, waitFor, time.Millisecond)
+	}
+	require.Zero(t, fast.Dropped())
+	require.Equal(t, uint64(total), fast.Forwarded())
+	require.GreaterOrEqual(t, stuck.Dropped(), uint64(total-queueSizeVideo-2))
+	require.Equal(t, stuck.Dropped(), tt.stats.packetsDropped.Load(), "drops reach the engine counters")
+	require.Zero(t, tt.plis.Load(), "a stuck subscriber must not drive keyframe requests")
+
+	close(stuckW.block) // the network recovers
+	require.Eventually(t, func() bool { return len(stuck.queue) == 0 }, waitFor, time.Millisecond)
+	tt.feed(t, 1, 700) // a delta frame: the drained subscriber now asks for a keyframe
+	require.Equal(t, int32(1), tt.plis.Load())
+	tt.feed(t, 1199, 700)
+	require.Eventually(t, func() bool { return fastW.count() == total+1200 }, waitFor, time.Millisecond)
+	require.Eventually(t, func() bool {
+		stuckW.mu.Lock()
+		defer stuckW.mu.Unlock()
+		n := len(stuckW.idx)
+		return n > 0 && stuckW.idx[n-1] == uint32(total+1200-1)
+	}, waitFor, time.Millisecond)
+
+	for _, w := range []*recordingWriter{fastW, stuckW} {
+		w.mu.Lock()
+		for i := 1; i < len(w.seqs); i++ {
+			require.Equal(t, w.seqs[i-1]+1, w.seqs[i], "outgoing seqs contiguous at %d", i)
+			if w.idx[i] != w.idx[i-1]+1 {
+				require.True(t, w.keys[i], "after a skip the stream resumes on a keyframe (at %d)", i)
+			}
+		}
+		require.True(t, w.keys[0], "video starts on a keyframe")
+		w.mu.Unlock()
+	}
+	require.Equal(t, uint32(1), fastW.ssrc[0], "SSRC comes from the binding")
+}
+
+// TestPLIRateLimit: requests within pliInterval merge into one PLI.
+func TestPLIRateLimit(t *testing.T) {
+	t.Parallel()
+	tt := newTestTrack(webrtc.RTPCodecTypeVideo)
+	defer tt.stop()
+	for i := 0; i < 100; i++ {
+		tt.RequestKeyframe()
+	}
+	require.Equal(t, int32(1), tt.plis.Load())
+	require.Equal(t, uint64(1), tt.stats.keyframeRequests.Load())
+	tt.lastPLI.Store(tt.now() - int64(pliInterval)) // as if the interval had passed
+	tt.RequestKeyframe()
+	require.Equal(t, int32(2), tt.plis.Load())
+
+	audio := newTestTrack(webrtc.RTPCodecTypeAudio)
+	defer audio.stop()
+	audio.RequestKeyframe()
+	require.Zero(t, audio.plis.Load(), "audio has no keyframes to ask for")
+}
+
+// TestJoinWithoutCachedKeyframeRequestsOne: a video sink attached before
+// any keyframe is cached triggers a PLI and waits for the keyframe.
+func TestJoinWithoutCachedKeyframeRequestsOne(t *testing.T) {
+	t.Parallel()
+	tt := newTestTrack(webrtc.RTPCodecTypeVideo)
+	defer tt.stop()
+	tt.idx = 1 // start on a delta frame: nothing to cache
+	w := &recordingWriter{}
+	d := startDownTrack(t, tt, w, 7)
+	tt.feed(t, 10, 50)
+	require.Equal(t, int32(1), tt.plis.Load())
+	require.Zero(t, w.count())
+	require.Equal(t, uint64(10), d.Dropped())
+	tt.idx = 50 // the publisher answers with a keyframe
+	tt.feed(t, 5, 50)
+	require.Eventually(t, func() bool { return w.count() == 5 }, waitFor, time.Millisecond)
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	require.True(t, w.keys[0])
+}
+
+// TestRemoveSinkStopsDelivery: a removed sink gets nothing more, even one
+// whose attach was still pending.
+func TestRemoveSinkStopsDelivery(t *testing.T) {
+	t.Parallel()
+	tt := newTestTrack(webrtc.RTPCodecTypeVideo)
+	defer tt.stop()
+	w1, w2 := &recordingWriter{}, &recordingWriter{}
+	d1 := startDownTrack(t, tt, w1, 1)
+	tt.feed(t, 3, 50)
+	require.Equal(t, 1, tt.SinkCount())
+	d2 := startDownTrack(t, tt, w2, 2) // pending until the next packet
+	tt.RemoveSink(d2)
+	tt.RemoveSink(d1)
+	tt.feed(t, 3, 50)
+	require.Zero(t, tt.SinkCount())
+	require.Eventually(t, func() bool { return w1.count() == 3 }, waitFor, time.Millisecond)
+	require.Zero(t, w2.count())
+}

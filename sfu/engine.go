@@ -1,0 +1,256 @@
+package sfu
+
+// Lock order: Engine.mu guards the peer registry only. It is never held
+// while closing a peer: Close snapshots the registry, releases the lock,
+// then closes each peer (which calls back into forget, taking Engine.mu).
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/pion/dtls/v3"
+	"github.com/pion/ice/v4"
+	"github.com/pion/webrtc/v4"
+	"github.com/rs/zerolog"
+)
+
+// gatherTimeout bounds ICE gathering. With one muxed UDP port and one TCP
+// port gathering is immediate; the bound only guards against a stuck
+// agent holding a signaling request forever.
+const gatherTimeout = 5 * time.Second
+
+// Config configures an Engine. It is filled in cmd/ from the process Config.
+type Config struct {
+	// UDPPort is the one UDP port carrying all ICE traffic (0: any free port).
+	UDPPort int
+	// TCPPort is the ICE-TCP fallback port (0: any free port, -1: disabled).
+	TCPPort int
+	// PublicIP, when set, is the only address put in ICE candidates.
+	PublicIP string
+	// Logger receives the engine's logs; pion's logs are bridged into it.
+	Logger zerolog.Logger
+	// PionLogLevel is the lowest level of pion's own logs that reaches
+	// Logger: a zerolog level name ("debug", "warn", ...). Empty means warn.
+	PionLogLevel string
+}
+
+// validate checks the config and parses PublicIP (nil when unset).
+func (c Config) validate() (net.IP, error) {
+	if c.UDPPort < 0 || c.UDPPort > 65535 {
+		return nil, fmt.Errorf("%w: UDP port %d", ErrBadConfig, c.UDPPort)
+	}
+	if c.TCPPort < -1 || c.TCPPort > 65535 {
+		return nil, fmt.Errorf("%w: TCP port %d", ErrBadConfig, c.TCPPort)
+	}
+	if c.PionLogLevel != "" {
+		if _, err := zerolog.ParseLevel(c.PionLogLevel); err != nil {
+			return nil, fmt.Errorf("%w: pion log level %q", ErrBadConfig, c.PionLogLevel)
+		}
+	}
+	if c.PublicIP == "" {
+		return nil, nil
+	}
+	ip := net.ParseIP(c.PublicIP)
+	if ip == nil || ip.IsUnspecified() {
+		return nil, fmt.Errorf("%w: public IP %q", ErrBadConfig, c.PublicIP)
+	}
+	return ip, nil
+}
+
+// peer is a publisher or subscriber the engine closes on shutdown.
+type peer interface{ Close() error }
+
+// Engine owns the shared ICE sockets and the configured pion API.
+type Engine struct {
+	log      zerolog.Logger
+	api      *webrtc.API
+	udpMux   ice.UDPMux
+	tcpMux   ice.TCPMux
+	udpAddr  *net.UDPAddr
+	tcpAddr  *net.TCPAddr
+	pool     *packetPool
+	video    []webrtc.RTPCodecParameters
+	audio    []webrtc.RTPCodecParameters
+	stats    counters
+	trackSeq atomic.Uint64
+
+	mu     sync.Mutex
+	closed bool
+	peers  map[peer]struct{}
+}
+
+// NewEngine opens the ICE sockets and builds the pion API.
+func NewEngine(cfg Config) (*Engine, error) {
+	publicIP, err := cfg.validate()
+	if err != nil {
+		return nil, err
+	}
+	level := zerolog.WarnLevel
+	if cfg.PionLogLevel != "" {
+		level, _ = zerolog.ParseLevel(cfg.PionLogLevel)
+	}
+	lf := &loggerFactory{log: cfg.Logger, level: level}
+	e := &Engine{log: cfg.Logger, pool: newPacketPool(), peers: map[peer]struct{}{}}
+	e.video, e.audio = engineCodecs()
+
+	n := planNetwork(publicIP)
+	udp, err := net.ListenUDP(n.udpNet, &net.UDPAddr{IP: n.bind, Port: cfg.UDPPort})
+	if err != nil {
+		return nil, fmt.Errorf("sfu: listen ICE UDP: %w", err)
+	}
+	e.udpAddr = udp.LocalAddr().(*net.UDPAddr)
+	e.udpMux = webrtc.NewICEUDPMux(lf.NewLogger("udpmux"), udp)
+	if cfg.TCPPort >= 0 {
+		tcp, err := net.ListenTCP(n.tcpNet, &net.TCPAddr{IP: n.bind, Port: cfg.TCPPort})
+		if err != nil {
+			_ = e.udpMux.Close()
+			return nil, fmt.Errorf("sfu: listen ICE TCP: %w", err)
+		}
+		e.tcpAddr = tcp.Addr().(*net.TCPAddr)
+		e.tcpMux = webrtc.NewICETCPMux(lf.NewLogger("tcpmux"), tcp, 32)
+	}
+	if err := e.buildAPI(lf, n, publicIP); err != nil {
+		_ = e.closeSockets()
+		return nil, err
+	}
+	e.log.Info().Stringer("udp", e.udpAddr).Str("public_ip", cfg.PublicIP).Msg("media engine listening")
+	return e, nil
+}
+
+// buildAPI configures the setting engine, media engine and interceptors.
+func (e *Engine) buildAPI(lf *loggerFactory, n netPlan, publicIP net.IP) error {
+	se := webrtc.SettingEngine{LoggerFactory: lf}
+	se.SetICEUDPMux(e.udpMux)
+	if e.tcpMux != nil {
+		se.SetICETCPMux(e.tcpMux)
+	}
+	se.SetNetworkTypes(n.types(e.tcpMux != nil))
+	se.SetIncludeLoopbackCandidate(n.loopback)
+	if n.filter != nil {
+		se.SetIPFilter(n.filter)
+	}
+	// The server's addresses are not private: mDNS would only hide them
+	// behind names browsers then fail to resolve.
+	se.SetICEMulticastDNSMode(ice.MulticastDNSModeDisabled)
+	// The server only accepts ICE-TCP (passive); it never dials clients.
+	se.DisableActiveTCP(true)
+	// RFC 7714 AEAD_AES_128_GCM first: authenticated encryption in one
+	// pass, cheaper per packet than AES-CM with HMAC-SHA1.
+	se.SetSRTPProtectionProfiles(dtls.SRTP_AEAD_AES_128_GCM, dtls.SRTP_AES128_CM_HMAC_SHA1_80)
+	if publicIP != nil {
+		// 1:1 NAT: every host candidate carries the public address instead
+		// of the local one, so it is the only address clients see.
+		err := se.SetICEAddressRewriteRules(webrtc.ICEAddressRewriteRule{
+			External:        []string{publicIP.String()},
+			AsCandidateType: webrtc.ICECandidateTypeHost,
+			Mode:            webrtc.ICEAddressRewriteReplace,
+		})
+		if err != nil {
+			return fmt.Errorf("%w: public IP: %v", ErrBadConfig, err)
+		}
+	}
+	me, err := newMediaEngine(e.video, e.audio)
+	if err != nil {
+		return fmt.Errorf("sfu: media engine: %w", err)
+	}
+	reg, err := newInterceptors(lf)
+	if err != nil {
+		return fmt.Errorf("sfu: interceptors: %w", err)
+	}
+	e.api = webrtc.NewAPI(webrtc.WithSettingEngine(se), webrtc.WithMediaEngine(me), webrtc.WithInterceptorRegistry(reg))
+	return nil
+}
+
+// UDPAddr is the bound ICE UDP address.
+func (e *Engine) UDPAddr() *net.UDPAddr { return e.udpAddr }
+
+// TCPAddr is the bound ICE-TCP address, nil when disabled.
+func (e *Engine) TCPAddr() *net.TCPAddr { return e.tcpAddr }
+
+// Stats returns counters summed over the engine's life.
+func (e *Engine) Stats() Stats { return e.stats.snapshot() }
+
+// Close closes every peer connection and the shared sockets.
+func (e *Engine) Close() error {
+	e.mu.Lock()
+	if e.closed {
+		e.mu.Unlock()
+		return nil
+	}
+	e.closed = true
+	peers := make([]peer, 0, len(e.peers))
+	for p := range e.peers {
+		peers = append(peers, p)
+	}
+	e.mu.Unlock()
+	var errs []error
+	for _, p := range peers {
+		errs = append(errs, p.Close())
+	}
+	errs = append(errs, e.closeSockets())
+	return errors.Join(errs...)
+}
+
+func (e *Engine) closeSockets() error {
+	var errs []error
+	errs = append(errs, e.udpMux.Close())
+	if e.tcpMux != nil {
+		errs = append(errs, e.tcpMux.Close())
+	}
+	return errors.Join(errs...)
+}
+
+// register adds a live peer; it fails once the engine is closed.
+func (e *Engine) register(p peer) error {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.closed {
+		return ErrClosed
+	}
+	e.peers[p] = struct{}{}
+	return nil
+}
+
+func (e *Engine) forget(p peer) {
+	e.mu.Lock()
+	delete(e.peers, p)
+	e.mu.Unlock()
+}
+
+func (e *Engine) isClosed() bool {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.closed
+}
+
+// nextTrackID names a track uniquely within the engine.
+func (e *Engine) nextTrackID(kind webrtc.RTPCodecType) TrackID {
+	return TrackID(kind.String() + "-" + strconv.FormatUint(e.trackSeq.Add(1), 10))
+}
+
+// engineCodec is the engine's own registration of a published codec, used
+// as the codec preference of the subscriber's transceiver.
+func (e *Engine) engineCodec(c webrtc.RTPCodecParameters, kind webrtc.RTPCodecType) (webrtc.RTPCodecParameters, bool) {
+	if kind == webrtc.RTPCodecTypeVideo {
+		return matchCodec(c, e.video)
+	}
+	return matchCodec(c, e.audio)
+}
+
+// waitGathering waits for ICE gathering to complete, so the description
+// carries every candidate and clients need no trickle from the server.
+func waitGathering(done <-chan struct{}) error {
+	t := time.NewTimer(gatherTimeout)
+	defer t.Stop()
+	select {
+	case <-done:
+		return nil
+	case <-t.C:
+		return ErrGatherTimeout
+	}
+}
