@@ -2,6 +2,7 @@
 package deps
 
 import (
+	_ "github.com/at-wat/ebml-go/webm"
 	_ "github.com/chromedp/chromedp"
 	_ "github.com/gorilla/websocket"
 	_ "github.com/nats-io/nats-server/v2/server"

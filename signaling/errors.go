@@ -1,0 +1,160 @@
+package signaling
+
+import (
+	"errors"
+	"net/http"
+
+	"github.com/gorilla/websocket"
+
+	"lectern/auth"
+	"lectern/sfu"
+)
+
+// Sentinel errors. Every error a client can see is mapped to an HTTP status,
+// a websocket close code or a protocol error code here and nowhere else.
+var (
+	// ErrNotImplemented is kept from the package's first contract; nothing
+	// returns it any more.
+	ErrNotImplemented = errors.New("signaling: not implemented")
+
+	// ErrBadRequest: malformed JSON, a malformed payload or a bad field.
+	ErrBadRequest = errors.New("bad request")
+	// ErrUnknownType: the envelope names no known message type.
+	ErrUnknownType = errors.New("unknown message type")
+	// ErrForbidden: the role or a permission does not allow the request.
+	ErrForbidden = errors.New("forbidden")
+	// ErrNotFound: an unknown stream or participant.
+	ErrNotFound = errors.New("not found")
+	// ErrConflict: a stream id already in use, a second stream of a label.
+	ErrConflict = errors.New("conflict")
+	// ErrInternal: the server failed; the client did nothing wrong.
+	ErrInternal = errors.New("internal error")
+	// ErrNoEngine: the server runs without a media engine.
+	ErrNoEngine = errors.New("media engine unavailable")
+
+	// ErrUnauthorized: a token that does not authenticate (bad, expired,
+	// an invite used to join, or no join in time).
+	ErrUnauthorized = errors.New("unauthorized")
+	// ErrOtherRoom: the token does not cover the class asked for.
+	ErrOtherRoom = errors.New("token is for another class")
+	// ErrBanned: the participant was removed from the class.
+	ErrBanned = errors.New("removed from this class")
+	// ErrBadName: a display name outside 1 to 64 characters.
+	ErrBadName = errors.New("name must be 1 to 64 characters")
+	// ErrClosedMode: the lobby is off (auth mode "tokens").
+	ErrClosedMode = errors.New("classes are created with tokens minted elsewhere")
+	// ErrUnsupportedMedia: a JSON body without a JSON content type.
+	ErrUnsupportedMedia = errors.New("content type must be application/json")
+	// ErrBodyTooLarge: a request body over the limit.
+	ErrBodyTooLarge = errors.New("request body too large")
+
+	// ErrShuttingDown: the server is stopping.
+	ErrShuttingDown = errors.New("server shutting down")
+	// ErrTooBig: a websocket message over the read limit.
+	ErrTooBig = errors.New("message too big")
+	// ErrRateLimited: too many messages in one second.
+	ErrRateLimited = errors.New("too many messages")
+	// ErrReplaced: the same participant joined from another connection.
+	ErrReplaced = errors.New("joined from another connection")
+	// ErrSlowConsumer: the client did not read its messages fast enough.
+	ErrSlowConsumer = errors.New("client too slow to read its messages")
+	// ErrLeft: the client sent leave.
+	ErrLeft = errors.New("left")
+)
+
+// Close codes of the protocol (docs/protocol.md, "Close codes"), beyond
+// the RFC 6455 section 7.4.1 codes gorilla names.
+const (
+	closeUnauthorized = 4001
+	closeForbidden    = 4003
+	closeRateLimited  = 4008
+	closeReplaced     = 4009
+)
+
+// httpStatus maps an error to the status of an HTTP answer.
+func httpStatus(err error) int {
+	switch {
+	case errors.Is(err, ErrUnauthorized), isAuthError(err):
+		return http.StatusUnauthorized
+	case errors.Is(err, ErrClosedMode), errors.Is(err, ErrForbidden),
+		errors.Is(err, ErrOtherRoom), errors.Is(err, ErrBanned):
+		return http.StatusForbidden
+	case errors.Is(err, ErrBadRequest), errors.Is(err, ErrBadName):
+		return http.StatusBadRequest
+	case errors.Is(err, ErrUnsupportedMedia):
+		return http.StatusUnsupportedMediaType
+	case errors.Is(err, ErrBodyTooLarge):
+		return http.StatusRequestEntityTooLarge
+	case errors.Is(err, ErrNotFound):
+		return http.StatusNotFound
+	case errors.Is(err, ErrConflict):
+		return http.StatusConflict
+	case errors.Is(err, ErrShuttingDown):
+		return http.StatusServiceUnavailable
+	default:
+		return http.StatusInternalServerError
+	}
+}
+
+// closeCode maps the reason a connection ends to its websocket close code.
+func closeCode(err error) int {
+	switch {
+	case err == nil, errors.Is(err, ErrLeft):
+		return websocket.CloseNormalClosure
+	case errors.Is(err, ErrShuttingDown):
+		return websocket.CloseGoingAway
+	case errors.Is(err, ErrTooBig):
+		return websocket.CloseMessageTooBig
+	case errors.Is(err, ErrUnauthorized), isAuthError(err):
+		return closeUnauthorized
+	case errors.Is(err, ErrOtherRoom), errors.Is(err, ErrBanned), errors.Is(err, ErrForbidden):
+		return closeForbidden
+	case errors.Is(err, ErrRateLimited):
+		return closeRateLimited
+	case errors.Is(err, ErrReplaced):
+		return closeReplaced
+	case errors.Is(err, ErrSlowConsumer):
+		// RFC 6455 section 7.4.1: 1008 is the generic policy violation.
+		return websocket.ClosePolicyViolation
+	default:
+		return websocket.CloseInternalServerErr
+	}
+}
+
+// protocolCode maps a failed request to the `error` message's code.
+func protocolCode(err error) string {
+	switch {
+	case errors.Is(err, ErrBadRequest):
+		return "bad_request"
+	case errors.Is(err, ErrUnknownType):
+		return "unknown_type"
+	case errors.Is(err, ErrForbidden):
+		return "forbidden"
+	case errors.Is(err, ErrNotFound):
+		return "not_found"
+	case errors.Is(err, sfu.ErrBadSDP), errors.Is(err, sfu.ErrUnsupportedCodec),
+		errors.Is(err, sfu.ErrBadCandidate):
+		return "bad_sdp"
+	case errors.Is(err, ErrConflict):
+		return "conflict"
+	default:
+		return "internal"
+	}
+}
+
+// isAuthError reports whether err comes from verifying a token.
+func isAuthError(err error) bool {
+	return errors.Is(err, auth.ErrMalformed) || errors.Is(err, auth.ErrSignature) ||
+		errors.Is(err, auth.ErrExpired) || errors.Is(err, auth.ErrClaims)
+}
+
+// clientMessage is the text shown to a client for err: the sentinel's own
+// words for the errors above, a generic one for anything internal so that
+// no internal detail leaks.
+func clientMessage(err error) string {
+	if protocolCode(err) == "internal" && httpStatus(err) == http.StatusInternalServerError &&
+		!errors.Is(err, ErrNoEngine) {
+		return ErrInternal.Error()
+	}
+	return err.Error()
+}

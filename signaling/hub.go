@@ -1,0 +1,146 @@
+package signaling
+
+import (
+	"io"
+	"sync"
+	"time"
+
+	"lectern/sfu"
+)
+
+// banTTL is how long a removed participant id stays banned from its class,
+// even after the class empties, so that its token cannot rejoin.
+const banTTL = 24 * time.Hour
+
+// hub holds one node's classes by id. A class exists while someone is in
+// it; its bans outlive it.
+type hub struct {
+	s      *Server
+	mu     sync.Mutex // guards rooms and closed; taken before any room.mu
+	rooms  map[sfu.RoomID]*room
+	closed bool
+	bans   banList
+}
+
+func newHub(s *Server) *hub {
+	return &hub{s: s, rooms: map[sfu.RoomID]*room{}, bans: banList{m: map[sfu.RoomID]map[sfu.ParticipantID]time.Time{}}}
+}
+
+// join enters c into its class, creating the class if needed. The
+// welcome is queued before join returns; offers for the class's streams
+// follow from a goroutine of their own.
+func (h *hub) join(c *conn, id sfu.RoomID) error {
+	h.mu.Lock()
+	if h.closed {
+		h.mu.Unlock()
+		return ErrShuttingDown
+	}
+	if h.bans.banned(id, c.pid) {
+		h.mu.Unlock()
+		return ErrBanned
+	}
+	r := h.rooms[id]
+	if r == nil {
+		r = newRoom(h.s, id)
+		h.rooms[id] = r
+		r.log.Info().Msg("signaling: class opened")
+	}
+	toClose := r.join(c)
+	h.mu.Unlock()
+	closeAll(toClose)
+	h.s.tasks.start(func() { r.offerAll(c) })
+	return nil
+}
+
+// dropIfEmpty forgets a class nobody is in any more.
+func (h *hub) dropIfEmpty(r *room) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if len(r.members) == 0 && h.rooms[r.id] == r {
+		delete(h.rooms, r.id)
+		r.log.Info().Msg("signaling: class closed")
+	}
+}
+
+// shutdown refuses further joins, tells every member and ends every stream.
+func (h *hub) shutdown() {
+	h.mu.Lock()
+	h.closed = true
+	var toClose []io.Closer
+	for id, r := range h.rooms {
+		toClose = append(toClose, r.shutdown()...)
+		delete(h.rooms, id)
+	}
+	h.mu.Unlock()
+	closeAll(toClose)
+}
+
+// roomStats is what the metrics read of the hub at scrape time.
+type roomStats struct {
+	classes int
+	roles   map[string]int
+}
+
+func (h *hub) stats() roomStats {
+	st := roomStats{roles: map[string]int{"teacher": 0, "student": 0, "operator": 0}}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	st.classes = len(h.rooms)
+	for _, r := range h.rooms {
+		r.mu.Lock()
+		for _, m := range r.members {
+			st.roles[m.info.Role]++
+		}
+		r.mu.Unlock()
+	}
+	return st
+}
+
+// banList remembers removed participants per class. Its mutex is a leaf:
+// it is taken under hub.mu or room.mu, never the other way round.
+type banList struct {
+	mu sync.Mutex
+	m  map[sfu.RoomID]map[sfu.ParticipantID]time.Time // expiry
+}
+
+func (b *banList) add(room sfu.RoomID, p sfu.ParticipantID) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	now := time.Now()
+	b.pruneLocked(now)
+	if b.m[room] == nil {
+		b.m[room] = map[sfu.ParticipantID]time.Time{}
+	}
+	b.m[room][p] = now.Add(banTTL)
+}
+
+func (b *banList) banned(room sfu.RoomID, p sfu.ParticipantID) bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	exp, ok := b.m[room][p]
+	return ok && time.Now().Before(exp)
+}
+
+// pruneLocked forgets expired bans; run on each add, it bounds the list
+// by the bans of the last 24 hours.
+func (b *banList) pruneLocked(now time.Time) {
+	for room, ps := range b.m {
+		for p, exp := range ps {
+			if !now.Before(exp) {
+				delete(ps, p)
+			}
+		}
+		if len(ps) == 0 {
+			delete(b.m, room)
+		}
+	}
+}
+
+// closeAll closes peers collected under a lock, after it is released.
+func closeAll(cs []io.Closer) {
+	for _, c := range cs {
+		_ = c.Close()
+	}
+}

@@ -1,0 +1,267 @@
+package signaling
+
+import (
+	"net"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/pion/ice/v4"
+	"github.com/pion/rtp"
+	"github.com/pion/webrtc/v4"
+	"github.com/stretchr/testify/require"
+
+	"lectern/auth"
+)
+
+// These tests run real pion peers over loopback against a real engine.
+
+func clientAPI() *webrtc.API {
+	me := &webrtc.MediaEngine{}
+	_ = me.RegisterDefaultCodecs()
+	se := webrtc.SettingEngine{}
+	se.SetIncludeLoopbackCandidate(true)
+	se.SetIPFilter(func(ip net.IP) bool { return ip.IsLoopback() })
+	se.SetNetworkTypes([]webrtc.NetworkType{webrtc.NetworkTypeUDP4})
+	se.SetICEMulticastDNSMode(ice.MulticastDNSModeDisabled)
+	return webrtc.NewAPI(webrtc.WithMediaEngine(me), webrtc.WithSettingEngine(se))
+}
+
+// mediaPublisher publishes a stream over the protocol and sends packets
+// on every track until the test ends.
+type mediaPublisher struct {
+	pc   *webrtc.PeerConnection
+	stop chan struct{}
+	wg   sync.WaitGroup
+}
+
+func publishMedia(t *testing.T, c *wsClient, stream, label string, kinds ...string) *mediaPublisher {
+	t.Helper()
+	return publishFeeding(t, c, stream, label, len(kinds), kinds...)
+}
+
+// publishFeeding publishes tracks of kinds but sends packets only on the
+// first feed of them.
+func publishFeeding(t *testing.T, c *wsClient, stream, label string, feed int, kinds ...string) *mediaPublisher {
+	t.Helper()
+	pc, err := clientAPI().NewPeerConnection(webrtc.Configuration{})
+	require.NoError(t, err)
+	mp := &mediaPublisher{pc: pc, stop: make(chan struct{})}
+	t.Cleanup(func() {
+		close(mp.stop)
+		mp.wg.Wait()
+		_ = pc.Close()
+	})
+	var tracks []*webrtc.TrackLocalStaticRTP
+	for _, k := range kinds {
+		mime := webrtc.MimeTypeVP8
+		if k == "audio" {
+			mime = webrtc.MimeTypeOpus
+		}
+		tr, err := webrtc.NewTrackLocalStaticRTP(webrtc.RTPCodecCapability{MimeType: mime}, k, stream)
+		require.NoError(t, err)
+		_, err = pc.AddTransceiverFromTrack(tr, webrtc.RTPTransceiverInit{Direction: webrtc.RTPTransceiverDirectionSendonly})
+		require.NoError(t, err)
+		tracks = append(tracks, tr)
+	}
+	offer, err := pc.CreateOffer(nil)
+	require.NoError(t, err)
+	gathered := webrtc.GatheringCompletePromise(pc)
+	require.NoError(t, pc.SetLocalDescription(offer))
+	<-gathered
+	rid := "pub-" + stream
+	c.send(typePublish, rid, publishData{Stream: stream, Label: label, SDP: pc.LocalDescription().SDP})
+	var ans answerData
+	c.decode(c.wait("answer", func(m envelope) bool { return m.Type == typeAnswer && m.RID == rid }), &ans)
+	require.Equal(t, stream, ans.Stream)
+	require.NoError(t, pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeAnswer, SDP: ans.SDP}))
+	mp.wg.Add(1)
+	go mp.send(tracks[:feed])
+	return mp
+}
+
+func (mp *mediaPublisher) send(tracks []*webrtc.TrackLocalStaticRTP) {
+	defer mp.wg.Done()
+	tick := time.NewTicker(20 * time.Millisecond)
+	defer tick.Stop()
+	for i := uint32(0); ; i++ {
+		select {
+		case <-mp.stop:
+			return
+		case <-tick.C:
+		}
+		for _, tr := range tracks {
+			payload := []byte{0xfc, byte(i)}
+			if tr.Kind() == webrtc.RTPCodecTypeVideo { // a VP8 keyframe (RFC 7741)
+				payload = []byte{0x10, 0x10, 0x02, 0x00, 0x9d, 0x01, 0x2a, 0x40, 0x01, 0xf0, 0x00, byte(i)}
+			}
+			_ = tr.WriteRTP(&rtp.Packet{
+				Header:  rtp.Header{Version: 2, Marker: true, SequenceNumber: uint16(i), Timestamp: i * 960},
+				Payload: payload,
+			})
+		}
+	}
+}
+
+// receiver answers the server's offers and counts the packets received.
+type receiver struct {
+	t       *testing.T
+	c       *wsClient
+	mu      sync.Mutex
+	pcs     map[string]*webrtc.PeerConnection
+	packets atomic.Int64
+	wg      sync.WaitGroup
+}
+
+func newReceiver(t *testing.T, c *wsClient) *receiver {
+	r := &receiver{t: t, c: c, pcs: map[string]*webrtc.PeerConnection{}}
+	t.Cleanup(func() {
+		r.mu.Lock()
+		for _, pc := range r.pcs {
+			_ = pc.Close()
+		}
+		r.mu.Unlock()
+		r.wg.Wait()
+	})
+	return r
+}
+
+// accept answers the offer for the stream id.
+func (r *receiver) accept(stream string) offerData {
+	r.t.Helper()
+	var o offerData
+	r.c.decode(r.c.wait("offer "+stream, func(m envelope) bool {
+		return m.Type == typeOffer && strings.Contains(string(m.Data), `"stream":"`+stream+`"`)
+	}), &o)
+	pc, err := clientAPI().NewPeerConnection(webrtc.Configuration{})
+	require.NoError(r.t, err)
+	r.mu.Lock()
+	r.pcs[stream] = pc
+	r.mu.Unlock()
+	pc.OnTrack(func(tr *webrtc.TrackRemote, _ *webrtc.RTPReceiver) {
+		r.wg.Add(1)
+		defer r.wg.Done()
+		for {
+			if _, _, err := tr.ReadRTP(); err != nil {
+				return
+			}
+			r.packets.Add(1)
+		}
+	})
+	require.NoError(r.t, pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeOffer, SDP: o.SDP}))
+	answer, err := pc.CreateAnswer(nil)
+	require.NoError(r.t, err)
+	gathered := webrtc.GatheringCompletePromise(pc)
+	require.NoError(r.t, pc.SetLocalDescription(answer))
+	<-gathered
+	r.c.send(typeAnswer, "ans-"+stream, answerData{Stream: stream, SDP: pc.LocalDescription().SDP})
+	return o
+}
+
+func TestTeacherBroadcast(t *testing.T) {
+	t.Parallel()
+	env := newEnv(t, envOpts{engine: true})
+	teacher, _ := env.join(env.token("live", auth.RoleTeacher, "t", "Tess"))
+	student, _ := env.join(env.token("live", auth.RoleStudent, "s1", "Sam"))
+	op, _ := env.join(env.token("live", auth.RoleOperator, "op", "Ops"))
+
+	publishMedia(t, teacher, "cam", labelCamera, "video", "audio")
+	var added streamInfo
+	student.decode(student.waitType(typeStreamAdded), &added)
+	require.Equal(t, streamInfo{Stream: "t:cam", Owner: "t", Label: labelCamera, Kinds: []string{"audio", "video"}}, added)
+	var own streamInfo
+	teacher.decode(teacher.waitType(typeStreamAdded), &own)
+	require.Equal(t, "cam", own.Stream, "the publisher sees its own id")
+	for _, c := range []*wsClient{teacher, student, op} {
+		c.wait("live", func(m envelope) bool { return m.Type == typeLive && strings.Contains(string(m.Data), "true") })
+	}
+
+	rs := newReceiver(t, student)
+	o := rs.accept("t:cam")
+	require.Equal(t, offerData{Stream: "t:cam", Owner: "t", Label: labelCamera}, offerData{Stream: o.Stream, Owner: o.Owner, Label: o.Label})
+	newReceiver(t, op).accept("t:cam")
+	require.Eventually(t, func() bool { return rs.packets.Load() > 10 }, 10*time.Second, 10*time.Millisecond,
+		"the student receives the teacher's media")
+	require.Zero(t, teacher.count(typeOffer), "nobody is offered their own stream")
+
+	// A latecomer gets the stream in its welcome, then an offer.
+	late, w := env.join(env.token("live", auth.RoleStudent, "s2", "Sue"))
+	require.True(t, w.Live)
+	require.Len(t, w.Streams, 1)
+	newReceiver(t, late).accept("t:cam")
+
+	// A second camera is a conflict; unpublish ends the stream for everyone.
+	teacher.send(typePublish, "again", publishData{Stream: "cam2", Label: labelCamera, SDP: "v=0"})
+	require.Equal(t, "conflict", teacher.waitError("again").Code)
+	teacher.send(typeUnpublish, "", streamRef{Stream: "cam"})
+	for _, c := range []*wsClient{student, late, op} {
+		c.wait("closed", func(m envelope) bool {
+			return m.Type == typeStreamClosed && strings.Contains(string(m.Data), `"t:cam"`)
+		})
+		c.wait("not live", func(m envelope) bool { return m.Type == typeLive && strings.Contains(string(m.Data), "false") })
+	}
+	teacher.wait("own closed", func(m envelope) bool {
+		return m.Type == typeStreamClosed && strings.Contains(string(m.Data), `"cam"`)
+	})
+	require.Eventually(t, func() bool {
+		st := env.engine.Stats()
+		return st.Publishers == 0 && st.Subscribers == 0
+	}, waitFor, 10*time.Millisecond, "every peer closed")
+}
+
+func TestInvitedStudentPublishes(t *testing.T) {
+	t.Parallel()
+	env := newEnv(t, envOpts{engine: true, tm: func(tm *timings) { tm.ready = 200 * time.Millisecond }})
+	teacher, _ := env.join(env.token("talk", auth.RoleTeacher, "t", "Tess"))
+	student, _ := env.join(env.token("talk", auth.RoleStudent, "s1", "Sam"))
+	teacher.send(typeInvite, "", participantRef{ID: "s1"})
+	student.wait("invited", func(m envelope) bool {
+		return m.Type == typeParticipantUpdated && strings.Contains(string(m.Data), `"can_publish":true`)
+	})
+	// Audio only: one track, announced when it arrives.
+	publishMedia(t, student, "mic", labelCamera, "audio")
+	var added streamInfo
+	teacher.decode(teacher.waitType(typeStreamAdded), &added)
+	require.Equal(t, []string{"audio"}, added.Kinds)
+	require.Zero(t, teacher.count(typeLive), "a student's camera does not make the class live")
+	newReceiver(t, teacher).accept("s1:mic")
+
+	teacher.send(typeRevoke, "", participantRef{ID: "s1"})
+	student.wait("own closed", func(m envelope) bool {
+		return m.Type == typeStreamClosed && strings.Contains(string(m.Data), `"mic"`)
+	})
+	teacher.wait("closed", func(m envelope) bool {
+		return m.Type == typeStreamClosed && strings.Contains(string(m.Data), `"s1:mic"`)
+	})
+}
+
+func TestBadSDP(t *testing.T) {
+	t.Parallel()
+	env := newEnv(t, envOpts{engine: true})
+	teacher, _ := env.join(env.token("sdp", auth.RoleTeacher, "t", "Tess"))
+	teacher.send(typePublish, "bad", publishData{Stream: "cam", Label: labelCamera, SDP: "this is not sdp"})
+	e := teacher.waitError("bad")
+	require.Equal(t, "bad_sdp", e.Code, e.Message)
+	// The id is free again after the failure.
+	teacher.send(typePublish, "bad2", publishData{Stream: "cam", Label: labelCamera, SDP: "v=0"})
+	require.Equal(t, "bad_sdp", teacher.waitError("bad2").Code)
+	require.Equal(t, 2, teacher.count(typeError))
+}
+
+func TestStreamReadyWithMissingTrack(t *testing.T) {
+	t.Parallel()
+	env := newEnv(t, envOpts{engine: true, tm: func(tm *timings) { tm.ready = 300 * time.Millisecond }})
+	teacher, _ := env.join(env.token("part", auth.RoleTeacher, "t", "Tess"))
+	student, _ := env.join(env.token("part", auth.RoleStudent, "s1", "Sam"))
+	// Video and audio are offered, only audio ever arrives: the stream is
+	// announced after the wait, with what it has.
+	start := time.Now()
+	publishFeeding(t, teacher, "cam", labelCamera, 1, "audio", "video")
+	var added streamInfo
+	student.decode(student.waitType(typeStreamAdded), &added)
+	require.GreaterOrEqual(t, time.Since(start), 300*time.Millisecond)
+	require.Equal(t, []string{"audio"}, added.Kinds)
+	newReceiver(t, student).accept("t:cam")
+}

@@ -1,0 +1,260 @@
+package signaling
+
+import (
+	"fmt"
+	"io"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"lectern/auth"
+	"lectern/sfu"
+)
+
+const chatHistory = 50
+
+// room is one class on this node.
+type room struct {
+	id  sfu.RoomID
+	s   *Server
+	log zerolog.Logger
+
+	mu      sync.Mutex // guards everything below and each member conn's pubs, subs, left
+	members map[sfu.ParticipantID]*member
+	streams map[sfu.StreamID]*stream // published, ready or not
+	chat    []chatMsg
+	live    bool
+	seq     uint64
+}
+
+// member is a participant; it outlives a connection replaced by a newer one.
+type member struct {
+	info participantInfo
+	conn *conn
+	seq  uint64 // join order, for listings
+}
+
+func newRoom(s *Server, id sfu.RoomID) *room {
+	return &room{
+		id: id, s: s,
+		log:     s.log.With().Str("room", string(id)).Logger(),
+		members: map[sfu.ParticipantID]*member{},
+		streams: map[sfu.StreamID]*stream{},
+	}
+}
+
+func (m *member) listed() bool { return m.info.Role != string(auth.RoleOperator) }
+
+// join adds c, replacing an older connection of the same participant, and
+// queues the welcome. It returns the replaced connection's peers to close.
+func (r *room) join(c *conn) []io.Closer {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	c.room = r
+	var toClose []io.Closer
+	m := r.members[c.pid]
+	replaced := m != nil
+	if replaced {
+		old := m.conn
+		toClose = r.detachLocked(old)
+		old.close(ErrReplaced, false)
+		old.log.Info().Msg("signaling: replaced by a new connection")
+	} else {
+		r.seq++
+		m = &member{seq: r.seq, info: participantInfo{ID: string(c.pid), Role: string(c.claims.Role)}}
+		r.members[c.pid] = m
+	}
+	m.conn = c
+	m.info.Name = c.claims.Name
+	c.sendMsg(typeWelcome, "", r.welcomeLocked(m))
+	if m.listed() {
+		typ := typeParticipantJoined
+		if replaced {
+			typ = typeParticipantUpdated
+		}
+		r.broadcastLocked(encode(typ, "", m.info), c)
+	}
+	return toClose
+}
+
+func (r *room) welcomeLocked(me *member) welcomeData {
+	w := welcomeData{
+		Room: string(r.id), You: me.info, Live: r.live,
+		Participants: []participantInfo{}, Streams: []streamInfo{},
+		Chat: append([]chatMsg{}, r.chat...),
+	}
+	ms := make([]*member, 0, len(r.members))
+	for _, m := range r.members {
+		if m.listed() {
+			ms = append(ms, m)
+		}
+	}
+	sort.Slice(ms, func(i, j int) bool { return ms[i].seq < ms[j].seq })
+	for _, m := range ms {
+		w.Participants = append(w.Participants, m.info)
+	}
+	for _, st := range r.readyStreamsLocked() {
+		w.Streams = append(w.Streams, st.info(string(st.serverID)))
+	}
+	return w
+}
+
+// leave takes a connection out of the class: its streams end, and unless
+// a newer connection replaced it, the participant leaves.
+func (r *room) leave(c *conn) {
+	r.mu.Lock()
+	if c.left {
+		r.mu.Unlock()
+		return
+	}
+	toClose := r.detachLocked(c)
+	if m := r.members[c.pid]; m != nil && m.conn == c {
+		r.removeMemberLocked(m)
+	}
+	empty := len(r.members) == 0
+	r.mu.Unlock()
+	closeAll(toClose)
+	c.log.Info().Msg("signaling: left")
+	if empty {
+		r.s.hub.dropIfEmpty(r)
+	}
+}
+
+func (r *room) removeMemberLocked(m *member) {
+	delete(r.members, sfu.ParticipantID(m.info.ID))
+	if m.listed() {
+		r.broadcastLocked(encode(typeParticipantLeft, "", participantRefOut{ID: m.info.ID}), nil)
+	}
+}
+
+type participantRefOut struct {
+	ID string `json:"id"`
+}
+
+// detachLocked ends c's streams and subscriptions; it returns their peers.
+func (r *room) detachLocked(c *conn) []io.Closer {
+	c.left = true
+	var toClose []io.Closer
+	for _, st := range c.pubs {
+		toClose = append(toClose, r.endStreamLocked(st)...)
+	}
+	for id, sub := range c.subs {
+		delete(c.subs, id)
+		delete(sub.stream.subs, c)
+		toClose = append(toClose, sub.sub)
+	}
+	return toClose
+}
+
+// shutdown tells every member and ends every stream; it returns the peers.
+func (r *room) shutdown() []io.Closer {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var toClose []io.Closer
+	msg := encode(typeShutdown, "", reasonData{Reason: "the server is restarting"})
+	for _, m := range r.members {
+		m.conn.enqueue(msg)
+		toClose = append(toClose, r.detachLocked(m.conn)...)
+		m.conn.close(ErrShuttingDown, true)
+	}
+	r.members = map[sfu.ParticipantID]*member{}
+	return toClose
+}
+
+// broadcastLocked queues msg to every member but except.
+func (r *room) broadcastLocked(msg []byte, except *conn) {
+	for _, m := range r.members {
+		if m.conn != except {
+			m.conn.enqueue(msg)
+		}
+	}
+}
+
+func (r *room) postChat(c *conn, text string) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	m := r.members[c.pid]
+	if m == nil || m.conn != c {
+		return fmt.Errorf("%w: not in the class", ErrForbidden)
+	}
+	msg := chatMsg{ID: m.info.ID, Name: m.info.Name, Text: text, TS: time.Now().UnixMilli()}
+	r.chat = append(r.chat, msg)
+	if len(r.chat) > chatHistory {
+		r.chat = append(r.chat[:0:0], r.chat[len(r.chat)-chatHistory:]...)
+	}
+	r.broadcastLocked(encode(typeChat, "", msg), nil)
+	return nil
+}
+
+func (r *room) setHand(c *conn, raised bool) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	m := r.members[c.pid]
+	if m == nil || m.conn != c {
+		return fmt.Errorf("%w: not in the class", ErrForbidden)
+	}
+	if m.info.Role != string(auth.RoleStudent) {
+		return fmt.Errorf("%w: only students raise hands", ErrForbidden)
+	}
+	if m.info.Hand != raised {
+		m.info.Hand = raised
+		r.broadcastLocked(encode(typeParticipantUpdated, "", m.info), nil)
+	}
+	return nil
+}
+
+// moderate runs a teacher's (or operator's) lower_hand, invite, revoke or
+// remove on a student.
+func (r *room) moderate(c *conn, typ string, target sfu.ParticipantID) error {
+	if c.claims.Role != auth.RoleTeacher && c.claims.Role != auth.RoleOperator {
+		return fmt.Errorf("%w: only teachers moderate", ErrForbidden)
+	}
+	r.mu.Lock()
+	m := r.members[target]
+	if m == nil || !m.listed() {
+		r.mu.Unlock()
+		return fmt.Errorf("%w: no participant %.64q", ErrNotFound, target)
+	}
+	if m.info.Role != string(auth.RoleStudent) {
+		r.mu.Unlock()
+		return fmt.Errorf("%w: only students are moderated", ErrForbidden)
+	}
+	var toClose []io.Closer
+	changed := true
+	switch typ {
+	case typeLowerHand:
+		changed = m.info.Hand
+		m.info.Hand = false
+	case typeInvite:
+		changed = !m.info.CanPublish
+		m.info.CanPublish = true
+	case typeRevoke:
+		m.info.CanPublish = false
+		for _, st := range m.conn.pubs {
+			toClose = append(toClose, r.endStreamLocked(st)...)
+		}
+	case typeRemove:
+		toClose = r.removeLocked(m)
+		changed = false
+	}
+	if changed {
+		r.broadcastLocked(encode(typeParticipantUpdated, "", m.info), nil)
+	}
+	r.mu.Unlock()
+	closeAll(toClose)
+	c.log.Info().Str("action", typ).Str("target", string(target)).Msg("signaling: moderation")
+	return nil
+}
+
+// removeLocked bans a participant from the class and closes it with 4003.
+func (r *room) removeLocked(m *member) []io.Closer {
+	r.s.hub.bans.add(r.id, sfu.ParticipantID(m.info.ID))
+	c := m.conn
+	c.sendMsg(typeRemoved, "", reasonData{Reason: "removed by the teacher"})
+	toClose := r.detachLocked(c)
+	r.removeMemberLocked(m)
+	c.close(ErrBanned, true)
+	return toClose
+}

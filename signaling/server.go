@@ -1,0 +1,263 @@
+package signaling
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"net/http"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/gorilla/websocket"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/rs/zerolog"
+
+	"lectern/auth"
+	"lectern/sfu"
+)
+
+// Lock order, outermost first. A goroutine holding one of these may take
+// only those listed after it:
+//
+//	hub.mu -> room.mu
+//
+// Server.connsMu, tracker.mu and the bitrate sampler's mutex are leaves:
+// nothing else is taken while they are held. No sfu method (pion work,
+// which may call back into this package) is ever called with a lock held:
+// room methods return the peers to close and callers close them after
+// unlocking.
+
+// AuthMode says who may mint tokens.
+type AuthMode string
+
+// Auth modes.
+const (
+	// AuthOpen lets the lobby create classes and mint their links.
+	AuthOpen AuthMode = "open"
+	// AuthTokens accepts only tokens minted elsewhere with the secret.
+	AuthTokens AuthMode = "tokens"
+)
+
+// DefaultInviteTTL is how long lobby links stay valid by default.
+const DefaultInviteTTL = 12 * time.Hour
+
+// Options are everything a Server needs; cmd/ and tests build them.
+type Options struct {
+	// Engine is the media plane. It may be nil only where nobody publishes
+	// (tests of the control plane): publish then fails with `internal`.
+	Engine   *sfu.Engine
+	Signer   *auth.Signer
+	AuthMode AuthMode
+	Logger   zerolog.Logger
+	// Registry receives the server's Prometheus collectors.
+	Registry *prometheus.Registry
+	// Web holds the pages (index.html, room.html, assets/…).
+	Web fs.FS
+	// Ready reports an external dependency's readiness (NATS); nil means ready.
+	Ready func() error
+	// InviteTTL is how long lobby links stay valid (default 12h).
+	InviteTTL time.Duration
+}
+
+// timings are the protocol's clocks (docs/protocol.md, "Transport");
+// tests shorten them.
+type timings struct {
+	join  time.Duration // first message must be join within this
+	read  time.Duration // after join, silence longer than this closes
+	ping  time.Duration // the server pings this often
+	ready time.Duration // a stream is announced this long after its first track
+}
+
+func defaultTimings() timings {
+	return timings{join: 10 * time.Second, read: 45 * time.Second, ping: 20 * time.Second, ready: 3 * time.Second}
+}
+
+// Server serves one node's classes.
+type Server struct {
+	opts     Options
+	tm       timings
+	log      zerolog.Logger
+	hub      *hub
+	mux      *http.ServeMux
+	upgrader websocket.Upgrader
+	tasks    tracker
+	rates    *bitrates
+	closing  atomic.Bool
+
+	connsMu sync.Mutex // leaf lock
+	conns   map[*conn]struct{}
+}
+
+// New builds a server and starts its metrics sampler; Shutdown stops it.
+func New(opts Options) (*Server, error) {
+	if opts.Signer == nil {
+		return nil, errors.New("signaling: Options.Signer is required")
+	}
+	switch opts.AuthMode {
+	case AuthOpen, AuthTokens:
+	case "":
+		opts.AuthMode = AuthTokens
+	default:
+		return nil, fmt.Errorf("signaling: unknown auth mode %q", opts.AuthMode)
+	}
+	if opts.InviteTTL <= 0 {
+		opts.InviteTTL = DefaultInviteTTL
+	}
+	if opts.Registry == nil {
+		opts.Registry = prometheus.NewRegistry()
+	}
+	s := &Server{
+		opts:  opts,
+		tm:    defaultTimings(),
+		log:   opts.Logger,
+		conns: map[*conn]struct{}{},
+		rates: newBitrates(),
+	}
+	s.hub = newHub(s)
+	s.upgrader = websocket.Upgrader{
+		HandshakeTimeout: 10 * time.Second,
+		ReadBufferSize:   4096,
+		WriteBufferSize:  4096,
+		CheckOrigin:      sameOrigin,
+	}
+	if err := opts.Registry.Register(newCollector(s)); err != nil {
+		return nil, fmt.Errorf("signaling: register metrics: %w", err)
+	}
+	s.mux = s.routes()
+	s.tasks.start(s.sampleBitrates)
+	return s, nil
+}
+
+// Handler is the HTTP handler for every route.
+func (s *Server) Handler() http.Handler { return s.mux }
+
+func (s *Server) routes() *http.ServeMux {
+	m := http.NewServeMux()
+	m.HandleFunc("GET /{$}", s.servePage("index.html"))
+	m.HandleFunc("GET /room/{room}", s.servePage("room.html"))
+	m.Handle("GET /assets/", s.assets())
+	m.HandleFunc("POST /api/classes", s.createClass)
+	m.HandleFunc("POST /api/join", s.exchangeInvite)
+	m.HandleFunc("GET /ws", s.serveWS)
+	m.HandleFunc("GET /healthz", s.healthz)
+	m.HandleFunc("GET /readyz", s.readyz)
+	m.Handle("GET /metrics", promhttp.HandlerFor(s.opts.Registry, promhttp.HandlerOpts{}))
+	return m
+}
+
+// Shutdown stops taking joins, tells connected clients, closes their peers
+// and waits for every goroutine of the server to end, or for ctx.
+func (s *Server) Shutdown(ctx context.Context) error {
+	if s.closing.Swap(true) {
+		return s.tasks.wait(ctx)
+	}
+	s.log.Info().Msg("signaling: shutting down")
+	s.hub.shutdown()
+	for _, c := range s.connSnapshot() {
+		c.close(ErrShuttingDown, true)
+	}
+	s.rates.stop()
+	err := s.tasks.wait(ctx)
+	if err != nil {
+		// Clients that do not finish the closing handshake in time are
+		// cut off so that no goroutine outlives the server.
+		for _, c := range s.connSnapshot() {
+			c.abort()
+		}
+		err = errors.Join(err, s.tasks.wait(context.Background()))
+	}
+	return err
+}
+
+func (s *Server) addConn(c *conn) {
+	s.connsMu.Lock()
+	s.conns[c] = struct{}{}
+	s.connsMu.Unlock()
+}
+
+func (s *Server) removeConn(c *conn) {
+	s.connsMu.Lock()
+	delete(s.conns, c)
+	s.connsMu.Unlock()
+}
+
+func (s *Server) connSnapshot() []*conn {
+	s.connsMu.Lock()
+	defer s.connsMu.Unlock()
+	out := make([]*conn, 0, len(s.conns))
+	for c := range s.conns {
+		out = append(out, c)
+	}
+	return out
+}
+
+func (s *Server) connCount() int {
+	s.connsMu.Lock()
+	defer s.connsMu.Unlock()
+	return len(s.conns)
+}
+
+// tracker counts the server's goroutines so that Shutdown can wait for
+// them, and refuses new ones once the server is stopping.
+type tracker struct {
+	mu     sync.Mutex // leaf lock
+	closed bool
+	wg     sync.WaitGroup
+}
+
+// enter registers a goroutine that is already running (an HTTP handler);
+// false once the server is stopping.
+func (t *tracker) enter() bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.closed {
+		return false
+	}
+	t.wg.Add(1)
+	return true
+}
+
+func (t *tracker) exit() { t.wg.Done() }
+
+// start runs f on a new tracked goroutine; false once the server is stopping.
+func (t *tracker) start(f func()) bool {
+	if !t.enter() {
+		return false
+	}
+	go func() {
+		defer t.exit()
+		f()
+	}()
+	return true
+}
+
+// startLate runs f even while the server is stopping: it is for the
+// goroutines a connection needs to finish (its writer).
+func (t *tracker) startLate(f func()) {
+	t.wg.Add(1)
+	go func() {
+		defer t.exit()
+		f()
+	}()
+}
+
+// wait closes the tracker and waits for its goroutines, or for ctx.
+func (t *tracker) wait(ctx context.Context) error {
+	t.mu.Lock()
+	t.closed = true
+	t.mu.Unlock()
+	done := make(chan struct{})
+	go func() {
+		t.wg.Wait()
+		close(done)
+	}()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
