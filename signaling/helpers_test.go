@@ -225,17 +225,6 @@ func (c *wsClient) waitError(rid string) errorData {
 	return e
 }
 
-func (c *wsClient) has(typ string, contains string) bool {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	for _, m := range c.msgs {
-		if m.Type == typ && bytes.Contains(m.Data, []byte(contains)) {
-			return true
-		}
-	}
-	return false
-}
-
 func (c *wsClient) count(typ string) int {
 	c.mu.Lock()
 	defer c.mu.Unlock()
