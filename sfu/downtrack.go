@@ -1,9 +1,10 @@
 package sfu
 
 // Lock order: a DownTrack takes no locks of its own. Its state is split by
-// owner: the delivering goroutine (the track's reader) owns waitKey and
-// skipped; the writer goroutine owns seq, sent and hdr; binding is an
-// atomic pointer set by pion's Bind/Unbind. Handing NACKs to the writer
+// owner: the delivering goroutine (the source track's reader) owns its
+// source's waitKey and skipped; the writer goroutine owns seq, sent, hdr
+// and out; binding and src are atomic pointers set by pion's Bind/Unbind
+// and by whoever attaches a source (switch.go). Handing NACKs to the writer
 // over a channel keeps every write to the binding on one goroutine, so
 // retransmissions and live packets go out in a consistent order.
 
@@ -34,6 +35,7 @@ const (
 type queued struct {
 	p       *Packet
 	skipped bool
+	src     *source
 }
 
 // binding is what pion's Bind gives a down track: where and how to write.
@@ -42,6 +44,9 @@ type binding struct {
 	ssrc uint32
 	pt   uint8
 	w    webrtc.TrackLocalWriter
+	// codecs are all the codecs negotiated for the sender; a switchable
+	// down track picks among them for each source (switch.go).
+	codecs []webrtc.RTPCodecParameters
 }
 
 // DownTrack forwards one Track to one subscriber. It is the Sink the track
@@ -49,7 +54,10 @@ type binding struct {
 // sends. Deliver never blocks: packets wait in a bounded queue drained by
 // the down track's own writer goroutine.
 type DownTrack struct {
-	track   *Track
+	track   *Track // the fixed source; nil for a switchable down track
+	sw      *switchable
+	src     atomic.Pointer[source]
+	out     outState
 	kind    webrtc.RTPCodecType
 	stats   *counters
 	log     zerolog.Logger
@@ -61,8 +69,6 @@ type DownTrack struct {
 	dropped atomic.Uint64
 	sent    atomic.Uint64
 	resent  atomic.Uint64
-	waitKey bool // delivering goroutine: video waits for a keyframe
-	skipped bool // delivering goroutine: packets were dropped
 	seq     seqRewriter
 	history sentMap
 	hdr     rtp.Header
@@ -78,21 +84,38 @@ func newDownTrack(t *Track, stats *counters, log zerolog.Logger) *DownTrack {
 		queue: make(chan queued, size),
 		nacks: make(chan []uint16, nackQueueSize),
 		done:  make(chan struct{}),
-		// A video subscriber cannot decode anything before a keyframe.
-		waitKey: t.kind == webrtc.RTPCodecTypeVideo,
 	}
+	s := newSource(t)
+	s.sink = d
+	d.src.Store(s)
 	d.seq = newSeqRewriter(uint16(rand.Uint32()))
 	return d
 }
 
-// Track is the published track this down track forwards.
-func (d *DownTrack) Track() *Track { return d.track }
+// Track is the published track this down track forwards now (nil while a
+// switchable down track has no source).
+func (d *DownTrack) Track() *Track {
+	if s := d.src.Load(); s != nil {
+		return s.track
+	}
+	return nil
+}
 
 // ID is the track's ID, as pion's TrackLocal requires.
-func (d *DownTrack) ID() string { return string(d.track.id) }
+func (d *DownTrack) ID() string {
+	if d.sw != nil {
+		return d.sw.id
+	}
+	return string(d.track.id)
+}
 
 // StreamID is the published stream's ID (the msid stream in the SDP).
-func (d *DownTrack) StreamID() string { return string(d.track.streamID) }
+func (d *DownTrack) StreamID() string {
+	if d.sw != nil {
+		return d.sw.streamID
+	}
+	return string(d.track.streamID)
+}
 
 // RID is empty: simulcast layers are not forwarded separately.
 func (d *DownTrack) RID() string { return "" }
@@ -111,6 +134,9 @@ func (d *DownTrack) Forwarded() uint64 { return d.sent.Load() }
 // Bind is called by pion when the subscriber's answer is applied; it picks
 // the negotiated codec matching the published one.
 func (d *DownTrack) Bind(ctx webrtc.TrackLocalContext) (webrtc.RTPCodecParameters, error) {
+	if d.sw != nil {
+		return d.bindSwitchable(ctx)
+	}
 	codec, ok := matchCodec(d.track.codec, ctx.CodecParameters())
 	if !ok {
 		return webrtc.RTPCodecParameters{}, ErrUnsupportedCodec
@@ -137,33 +163,37 @@ func (d *DownTrack) Unbind(ctx webrtc.TrackLocalContext) error {
 // A video down track waiting for a keyframe asks the track for one only
 // while its queue has room to take it: a subscriber that stays stuck must
 // not make the publisher send keyframes to everyone every pliInterval.
-func (d *DownTrack) Deliver(p *Packet) {
-	if d.closed.Load() {
+func (d *DownTrack) Deliver(p *Packet) { d.deliver(d.src.Load(), p) }
+
+// deliver queues p, which comes from source s. A packet from a source the
+// down track has switched away from is ignored.
+func (d *DownTrack) deliver(s *source, p *Packet) {
+	if d.closed.Load() || s == nil || d.src.Load() != s {
 		return
 	}
-	if d.waitKey {
+	if s.waitKey {
 		if !p.keyframe {
-			d.drop()
+			d.drop(s)
 			if len(d.queue) < cap(d.queue)/2 {
-				d.track.RequestKeyframe()
+				s.track.RequestKeyframe()
 			}
 			return
 		}
-		d.waitKey = false
+		s.waitKey = false
 	}
 	p.Retain()
 	select {
-	case d.queue <- queued{p: p, skipped: d.skipped}:
-		d.skipped = false
+	case d.queue <- queued{p: p, skipped: s.skipped, src: s}:
+		s.skipped = false
 	default:
 		p.Release()
-		d.drop()
-		d.waitKey = d.kind == webrtc.RTPCodecTypeVideo
+		d.drop(s)
+		s.waitKey = d.kind == webrtc.RTPCodecTypeVideo
 	}
 }
 
-func (d *DownTrack) drop() {
-	d.skipped = true
+func (d *DownTrack) drop(s *source) {
+	s.skipped = true
 	d.dropped.Add(1)
 	d.stats.packetsDropped.Add(1)
 }
@@ -186,6 +216,9 @@ func (d *DownTrack) writeLoop() {
 func (d *DownTrack) writeQueued(q queued) {
 	p := q.p
 	defer p.Release()
+	if d.isStale(q) {
+		return
+	}
 	if q.skipped {
 		d.seq.skip()
 	}
@@ -194,7 +227,10 @@ func (d *DownTrack) writeQueued(q queued) {
 		d.seq.skip()
 		return
 	}
-	if len(p.payload) == 0 {
+	if q.src != d.out.src || b != d.out.b {
+		d.switchOut(q.src, b, p)
+	}
+	if !d.out.ok || len(p.payload) == 0 {
 		// Padding-only packets probe the publisher's bandwidth; they carry
 		// nothing for the subscriber. Skip them without leaving a gap.
 		d.seq.skip()
@@ -217,7 +253,8 @@ func (d *DownTrack) write(b *binding, p *Packet, out uint16) bool {
 	d.hdr = p.header
 	d.hdr.SequenceNumber = out
 	d.hdr.SSRC = b.ssrc
-	d.hdr.PayloadType = b.pt
+	d.hdr.PayloadType = d.out.pt
+	d.hdr.Timestamp += d.out.tsOffset
 	// Header extension IDs are negotiated per peer connection (RFC 8285
 	// 6), so the publisher's extensions would be misread here.
 	d.hdr.Extension = false
@@ -227,6 +264,9 @@ func (d *DownTrack) write(b *binding, p *Packet, out uint16) bool {
 	d.hdr.PaddingSize = 0
 	if _, err := b.w.WriteRTP(&d.hdr, p.payload); err != nil {
 		return false
+	}
+	if d.sw != nil {
+		d.out.markWritten(d.hdr.Timestamp)
 	}
 	d.stats.bytesOut.Add(uint64(d.hdr.MarshalSize() + len(p.payload)))
 	return true
@@ -238,7 +278,7 @@ func (d *DownTrack) write(b *binding, p *Packet, out uint16) bool {
 // the media SSRC, as RFC 4588 allows for sessions that do not use it.
 func (d *DownTrack) serveNACK(seqs []uint16) {
 	b := d.binding.Load()
-	if b == nil {
+	if b == nil || b != d.out.b || d.out.src == nil || !d.out.ok {
 		return
 	}
 	for _, out := range seqs {
@@ -246,7 +286,7 @@ func (d *DownTrack) serveNACK(seqs []uint16) {
 		if !ok {
 			continue
 		}
-		p := d.track.retransmit(src)
+		p := d.out.src.track.retransmit(src)
 		if p == nil {
 			continue
 		}
@@ -263,17 +303,18 @@ func (d *DownTrack) serveNACK(seqs []uint16) {
 // become a merged keyframe request to the publisher.
 func (d *DownTrack) handleRTCP(pkts []rtcp.Packet) {
 	b := d.binding.Load()
-	if b == nil {
+	s := d.src.Load()
+	if b == nil || s == nil {
 		return
 	}
 	for _, pkt := range pkts {
 		switch pk := pkt.(type) {
 		case *rtcp.PictureLossIndication:
 			if pk.MediaSSRC == b.ssrc {
-				d.track.RequestKeyframe()
+				s.track.RequestKeyframe()
 			}
 		case *rtcp.FullIntraRequest:
-			d.track.RequestKeyframe()
+			s.track.RequestKeyframe()
 		case *rtcp.TransportLayerNack:
 			if pk.MediaSSRC == b.ssrc {
 				d.queueNACK(pk)

@@ -3,6 +3,7 @@ package sfu
 import (
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/pion/rtp"
 )
@@ -25,6 +26,7 @@ type Packet struct {
 	payload  []byte
 	size     int // bytes on the wire, header and padding included
 	keyframe bool
+	arrival  time.Time // when the track's reader received it; zero from NewPacket
 	buf      [packetBufSize]byte
 }
 
@@ -54,6 +56,11 @@ func (p *Packet) Payload() []byte { return p.payload }
 
 // Keyframe reports whether this packet starts a keyframe (video only).
 func (p *Packet) Keyframe() bool { return p.keyframe }
+
+// Arrival is when the track's reader received the packet (zero for
+// packets made by NewPacket). A recorder maps RTP timestamps to wall clock
+// from it; packets primed from the GOP cache keep their original arrival.
+func (p *Packet) Arrival() time.Time { return p.arrival }
 
 // Size is the packet's size on the wire, header and padding included.
 func (p *Packet) Size() int { return p.size }
@@ -125,5 +132,6 @@ func (pp *packetPool) put(p *Packet) {
 	p.payload = nil
 	p.keyframe = false
 	p.size = 0
+	p.arrival = time.Time{}
 	pp.pool.Put(p)
 }

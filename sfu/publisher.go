@@ -11,6 +11,7 @@ import (
 	"sync"
 	"sync/atomic"
 
+	"github.com/pion/rtcp"
 	"github.com/pion/sdp/v3"
 	"github.com/pion/webrtc/v4"
 	"github.com/rs/zerolog"
@@ -123,7 +124,7 @@ func countSections(d webrtc.SessionDescription, typ webrtc.SDPType, dir func(*sd
 	n := 0
 	for _, m := range parsed.MediaDescriptions {
 		kind := m.MediaName.Media
-		if (kind == "audio" || kind == "video") && m.MediaName.Port.Value != 0 && dir(m) {
+		if (kind == "audio" || kind == "video") && !rejected(m) && dir(m) {
 			n++
 		}
 	}
@@ -210,7 +211,7 @@ func (p *Publisher) onTrack(remote *webrtc.TrackRemote, recv *webrtc.RTPReceiver
 	p.tracks = append(p.tracks, t)
 	p.wg.Add(2)
 	go func() { defer p.wg.Done(); t.run() }()
-	go func() { defer p.wg.Done(); drainRTCP(recv) }()
+	go func() { defer p.wg.Done(); drainRTCP(recv, t) }()
 	p.mu.Unlock()
 	p.log.Debug().Str("track", string(t.id)).Str("codec", t.codec.MimeType).Msg("track published")
 	if p.cfg.OnTrack != nil {
@@ -218,11 +219,25 @@ func (p *Publisher) onTrack(remote *webrtc.TrackRemote, recv *webrtc.RTPReceiver
 	}
 }
 
-func drainRTCP(recv *webrtc.RTPReceiver) {
+// drainRTCP reads the receiver's RTCP (which keeps pion's interceptors
+// fed) and keeps the latest Sender Report of t, the RTP/NTP mapping a
+// recorder needs for lip sync (RFC 3550 6.4.1). Compound packets that fail
+// to parse are skipped.
+func drainRTCP(recv *webrtc.RTPReceiver, t *Track) {
 	buf := make([]byte, 1500)
 	for {
-		if _, _, err := recv.Read(buf); err != nil {
+		n, _, err := recv.Read(buf)
+		if err != nil {
 			return
+		}
+		pkts, err := rtcp.Unmarshal(buf[:n])
+		if err != nil {
+			continue
+		}
+		for _, pkt := range pkts {
+			if sr, ok := pkt.(*rtcp.SenderReport); ok {
+				t.setSenderReport(sr)
+			}
 		}
 	}
 }

@@ -61,6 +61,7 @@ type Track struct {
 	sinks   atomic.Pointer[[]Sink]
 	pending atomic.Bool // adds is non-empty; checked by the reader per packet
 	lastPLI atomic.Int64
+	sr      atomic.Pointer[senderReport] // latest RTCP SR from the publisher
 
 	mu    sync.Mutex
 	adds  []Sink
@@ -156,6 +157,45 @@ func (t *Track) RemoveSink(s Sink) {
 	}
 }
 
+// senderReport is the wall clock <-> RTP timestamp pair of an RTCP Sender
+// Report (RFC 3550 6.4.1).
+type senderReport struct {
+	ntp   time.Time
+	rtpTS uint32
+}
+
+// ntpEpochOffset is the number of seconds from the NTP epoch (1900) to the
+// Unix epoch (1970).
+const ntpEpochOffset = 2208988800
+
+// ntpToTime converts a 64-bit NTP timestamp (RFC 3550 4: seconds since 1900
+// in the high word, fraction in the low word) to a time.Time.
+func ntpToTime(ntp uint64) time.Time {
+	sec := int64(ntp>>32) - ntpEpochOffset
+	frac := (ntp & 0xffffffff) * 1e9 >> 32
+	return time.Unix(sec, int64(frac))
+}
+
+// setSenderReport stores the mapping of an SR about this track's SSRC.
+func (t *Track) setSenderReport(sr *rtcp.SenderReport) {
+	if sr.SSRC != t.ssrc {
+		return
+	}
+	t.sr.Store(&senderReport{ntp: ntpToTime(sr.NTPTime), rtpTS: sr.RTPTime})
+}
+
+// SenderReport is the publisher's latest RTCP Sender Report for the track:
+// the sender's wall clock (NTP) time that corresponds to RTP timestamp
+// rtpTS (RFC 3550 6.4.1). Tracks of one publisher share that clock, so a
+// recorder aligns audio and video with it. ok is false before the first SR.
+func (t *Track) SenderReport() (ntp time.Time, rtpTS uint32, ok bool) {
+	sr := t.sr.Load()
+	if sr == nil {
+		return time.Time{}, 0, false
+	}
+	return sr.ntp, sr.rtpTS, true
+}
+
 // SinkCount is the number of sinks receiving packets now.
 func (t *Track) SinkCount() int { return len(*t.sinks.Load()) }
 
@@ -222,6 +262,7 @@ func (t *Track) run() {
 			t.stats.packetsDropped.Add(1)
 			continue
 		}
+		p.arrival = time.Now()
 		t.handle(p, t.now())
 		p.Release()
 	}

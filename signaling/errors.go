@@ -60,6 +60,21 @@ var (
 	ErrSlowConsumer = errors.New("client too slow to read its messages")
 	// ErrLeft: the client sent leave.
 	ErrLeft = errors.New("left")
+
+	// WHIP and WHEP (RFC 9725).
+
+	// ErrNotSDP: an offer without the application/sdp content type.
+	ErrNotSDP = errors.New("content type must be application/sdp")
+	// ErrNotSDPFrag: a PATCH without the trickle ICE content type (RFC 8840).
+	ErrNotSDPFrag = errors.New("content type must be application/trickle-ice-sdpfrag")
+	// ErrBadSDP: an offer or SDP fragment that cannot be parsed or used.
+	ErrBadSDP = errors.New("malformed SDP")
+	// ErrNoCodec: an offer with no codec Lectern forwards, or without the
+	// codec the class is sent in.
+	ErrNoCodec = errors.New("no supported codec")
+	// ErrStaleICE: a PATCH for an ICE session that has been restarted
+	// since (If-Match, RFC 9725 4.3.1).
+	ErrStaleICE = errors.New("the ICE session has changed")
 )
 
 // Close codes of the protocol (docs/protocol.md, "Close codes"), beyond
@@ -79,17 +94,21 @@ func httpStatus(err error) int {
 	case errors.Is(err, ErrClosedMode), errors.Is(err, ErrForbidden),
 		errors.Is(err, ErrOtherRoom), errors.Is(err, ErrBanned):
 		return http.StatusForbidden
-	case errors.Is(err, ErrBadRequest), errors.Is(err, ErrBadName):
+	case errors.Is(err, ErrBadRequest), errors.Is(err, ErrBadName), errors.Is(err, ErrBadSDP):
 		return http.StatusBadRequest
-	case errors.Is(err, ErrUnsupportedMedia):
+	case errors.Is(err, ErrUnsupportedMedia), errors.Is(err, ErrNotSDP), errors.Is(err, ErrNotSDPFrag):
 		return http.StatusUnsupportedMediaType
+	case errors.Is(err, ErrNoCodec):
+		return http.StatusUnprocessableEntity
+	case errors.Is(err, ErrStaleICE):
+		return http.StatusPreconditionFailed
 	case errors.Is(err, ErrBodyTooLarge):
 		return http.StatusRequestEntityTooLarge
 	case errors.Is(err, ErrNotFound):
 		return http.StatusNotFound
 	case errors.Is(err, ErrConflict):
 		return http.StatusConflict
-	case errors.Is(err, ErrShuttingDown):
+	case errors.Is(err, ErrShuttingDown), errors.Is(err, ErrNoEngine):
 		return http.StatusServiceUnavailable
 	default:
 		return http.StatusInternalServerError
@@ -133,7 +152,7 @@ func protocolCode(err error) string {
 	case errors.Is(err, ErrNotFound):
 		return "not_found"
 	case errors.Is(err, sfu.ErrBadSDP), errors.Is(err, sfu.ErrUnsupportedCodec),
-		errors.Is(err, sfu.ErrBadCandidate):
+		errors.Is(err, sfu.ErrBadCandidate), errors.Is(err, ErrBadSDP), errors.Is(err, ErrNoCodec):
 		return "bad_sdp"
 	case errors.Is(err, ErrConflict):
 		return "conflict"

@@ -27,6 +27,10 @@ type room struct {
 	chat    []chatMsg
 	live    bool
 	seq     uint64
+	// headless are the participants of WHIP and WHEP sessions (session.go):
+	// connections without a websocket. One is a member only while no other
+	// connection of its participant is.
+	headless map[*conn]*session
 }
 
 // member is a participant; it outlives a connection replaced by a newer one.
@@ -39,9 +43,10 @@ type member struct {
 func newRoom(s *Server, id sfu.RoomID) *room {
 	return &room{
 		id: id, s: s,
-		log:     s.log.With().Str("room", string(id)).Logger(),
-		members: map[sfu.ParticipantID]*member{},
-		streams: map[sfu.StreamID]*stream{},
+		log:      s.log.With().Str("room", string(id)).Logger(),
+		members:  map[sfu.ParticipantID]*member{},
+		streams:  map[sfu.StreamID]*stream{},
+		headless: map[*conn]*session{},
 	}
 }
 
@@ -56,12 +61,12 @@ func (r *room) join(c *conn) []io.Closer {
 	var toClose []io.Closer
 	m := r.members[c.pid]
 	replaced := m != nil
-	if replaced {
+	if replaced && !m.conn.headless() {
 		old := m.conn
 		toClose = r.detachLocked(old)
 		old.close(ErrReplaced, false)
 		old.log.Info().Msg("signaling: replaced by a new connection")
-	} else {
+	} else if !replaced {
 		r.seq++
 		m = &member{seq: r.seq, info: participantInfo{ID: string(c.pid), Role: string(c.claims.Role)}}
 		r.members[c.pid] = m
@@ -110,7 +115,8 @@ func (r *room) leave(c *conn) {
 		return
 	}
 	toClose := r.detachLocked(c)
-	if m := r.members[c.pid]; m != nil && m.conn == c {
+	delete(r.headless, c)
+	if m := r.members[c.pid]; m != nil && m.conn == c && !r.handOverLocked(m) {
 		r.removeMemberLocked(m)
 	}
 	empty := len(r.members) == 0
@@ -160,6 +166,11 @@ func (r *room) shutdown() []io.Closer {
 		m.conn.close(ErrShuttingDown, true)
 	}
 	r.members = map[sfu.ParticipantID]*member{}
+	for hc := range r.headless {
+		toClose = append(toClose, r.detachLocked(hc)...)
+		hc.close(ErrShuttingDown, false)
+	}
+	r.headless = map[*conn]*session{}
 	return toClose
 }
 
@@ -254,6 +265,7 @@ func (r *room) removeLocked(m *member) []io.Closer {
 	c := m.conn
 	c.sendMsg(typeRemoved, "", reasonData{Reason: "removed by the teacher"})
 	toClose := r.detachLocked(c)
+	toClose = append(toClose, r.banHeadlessLocked(c.pid)...)
 	r.removeMemberLocked(m)
 	c.close(ErrBanned, true)
 	return toClose

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/gorilla/websocket"
+	"github.com/pion/webrtc/v4"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/rs/zerolog"
@@ -23,6 +24,9 @@ import (
 // only those listed after it:
 //
 //	hub.mu -> room.mu
+//
+// WHIP and WHEP (session.go) add session.mu, taken before hub.mu and
+// room.mu; sessionTable.mu is a leaf.
 //
 // Server.connsMu, tracker.mu and the bitrate sampler's mutex are leaves:
 // nothing else is taken while they are held. No sfu method (pion work,
@@ -60,6 +64,9 @@ type Options struct {
 	Ready func() error
 	// InviteTTL is how long lobby links stay valid (default 12h).
 	InviteTTL time.Duration
+	// ICEServers are announced to WHIP and WHEP clients in Link headers
+	// (RFC 9725 4.6); empty: none.
+	ICEServers []webrtc.ICEServer
 }
 
 // timings are the protocol's clocks (docs/protocol.md, "Transport");
@@ -86,6 +93,7 @@ type Server struct {
 	tasks    tracker
 	rates    *bitrates
 	closing  atomic.Bool
+	sessions sessionTable // WHIP and WHEP sessions
 
 	connsMu sync.Mutex // leaf lock
 	conns   map[*conn]struct{}
@@ -142,6 +150,7 @@ func (s *Server) routes() *http.ServeMux {
 	m.HandleFunc("POST /api/classes", s.createClass)
 	m.HandleFunc("POST /api/join", s.exchangeInvite)
 	m.HandleFunc("GET /ws", s.serveWS)
+	s.httpMediaRoutes(m)
 	m.HandleFunc("GET /healthz", s.healthz)
 	m.HandleFunc("GET /readyz", s.readyz)
 	m.Handle("GET /metrics", promhttp.HandlerFor(s.opts.Registry, promhttp.HandlerOpts{}))

@@ -142,6 +142,9 @@ func (r *room) reserve(c *conn, d *publishData) (*stream, error) {
 			return nil, fmt.Errorf("%w: already publishing a %s stream", ErrConflict, d.Label)
 		}
 	}
+	if c.claims.Role == auth.RoleTeacher && d.Label == labelCamera && r.whipLiveLocked() {
+		return nil, fmt.Errorf("%w: the class is live from a WHIP publisher", ErrConflict)
+	}
 	st := &stream{
 		room: r, owner: c, clientID: d.Stream, label: d.Label,
 		serverID: sfu.StreamID(string(c.pid) + ":" + d.Stream),
@@ -223,16 +226,23 @@ func (r *room) markReady(st *stream) {
 	msg := encode(typeStreamAdded, "", st.info(string(st.serverID)))
 	var viewers []*conn
 	for _, m := range r.members {
-		if m.conn != st.owner {
+		if m.conn != st.owner && !m.conn.headless() {
 			m.conn.enqueue(msg)
-			viewers = append(viewers, m.conn)
+			// A teacher's page is not offered the same teacher's WHIP stream.
+			if m.conn.pid != st.owner.pid {
+				viewers = append(viewers, m.conn)
+			}
 		}
 	}
 	r.updateLiveLocked()
 	tracks := append([]*sfu.Track(nil), st.tracks...)
+	whep := r.whepSessionsLocked(st)
 	r.mu.Unlock()
 	st.owner.log.Info().Str("stream", st.clientID).Int("tracks", len(tracks)).Msg("signaling: stream ready")
 	r.s.tasks.start(func() {
+		for _, x := range whep {
+			x.follow()
+		}
 		for _, v := range viewers {
 			r.subscribe(v, st, tracks)
 		}
@@ -248,7 +258,7 @@ func (r *room) offerAll(c *conn) {
 	r.mu.Lock()
 	var jobs []job
 	for _, st := range r.readyStreamsLocked() {
-		if st.owner != c {
+		if st.owner.pid != c.pid {
 			jobs = append(jobs, job{st, append([]*sfu.Track(nil), st.tracks...)})
 		}
 	}
