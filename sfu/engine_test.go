@@ -103,8 +103,12 @@ func TestLoggerFactoryBridge(t *testing.T) {
 	l.Info("hidden")
 	l.Warnf("shown %d", 2)
 	l.Error("failed")
+	l.Warnf("Failed to accept RTP %v", "stream is already closed")
+	l.Warn("UDPMuxDefault should not listening on unspecified address, use NewMultiUDPMuxFromPort instead")
 	out := buf.String()
 	require.NotContains(t, out, "hidden")
+	require.NotContains(t, out, "Failed to accept", "teardown races are not warnings")
+	require.NotContains(t, out, "UDPMuxDefault", "the unspecified bind is deliberate")
 	require.Contains(t, out, `"level":"warn","pion":"ice","message":"shown 2"`)
 	require.Contains(t, out, `"level":"error","pion":"ice","message":"failed"`)
 }

@@ -2,6 +2,7 @@ package sfu
 
 import (
 	"fmt"
+	"strings"
 
 	"github.com/pion/logging"
 	"github.com/rs/zerolog"
@@ -31,18 +32,37 @@ type pionLogger struct {
 	level zerolog.Level
 }
 
+// demote turns pion warnings that describe Lectern's normal operation into
+// debug lines, so that a warning in the log always means something: the
+// ICE UDP socket binds the unspecified address on purpose (one port for
+// every interface), and a peer connection closing while pion still accepts
+// its streams is an ordinary race of teardown.
+func demote(lvl zerolog.Level, msg string) zerolog.Level {
+	if lvl == zerolog.WarnLevel &&
+		(strings.HasPrefix(msg, "UDPMuxDefault should not listening on unspecified address") ||
+			strings.HasPrefix(msg, "Failed to accept RTP")) {
+		return zerolog.DebugLevel
+	}
+	return lvl
+}
+
 func (l *pionLogger) emit(lvl zerolog.Level, msg string) {
 	if lvl < l.level {
 		return
 	}
-	l.log.WithLevel(lvl).Msg(msg)
+	if lvl = demote(lvl, msg); lvl >= l.level {
+		l.log.WithLevel(lvl).Msg(msg)
+	}
 }
 
 func (l *pionLogger) emitf(lvl zerolog.Level, format string, args ...any) {
 	if lvl < l.level {
 		return
 	}
-	l.log.WithLevel(lvl).Msg(fmt.Sprintf(format, args...))
+	msg := fmt.Sprintf(format, args...)
+	if lvl = demote(lvl, msg); lvl >= l.level {
+		l.log.WithLevel(lvl).Msg(msg)
+	}
 }
 
 func (l *pionLogger) Trace(msg string)                  { l.emit(zerolog.TraceLevel, msg) }
