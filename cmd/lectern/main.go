@@ -1,5 +1,6 @@
-// Command lectern runs a Lectern node (`lectern serve`, the default) and
-// mints join tokens (`lectern token`). It is the only place that reads the
+// Command lectern runs a Lectern node (`lectern serve`, the default),
+// mints join tokens (`lectern token`) and measures a server (`lectern
+// bench`). It is the only place that reads the
 // process's arguments, environment and signals; everything else receives
 // a config.Config.
 package main
@@ -14,6 +15,7 @@ import (
 	"strings"
 	"syscall"
 
+	"lectern/bench"
 	"lectern/config"
 )
 
@@ -46,6 +48,8 @@ func run(ctx context.Context, args []string, env config.Env, stdout, stderr io.W
 		return serve(ctx, args[1:], env, stdout, stderr)
 	case "token":
 		return token(args[1:], env, stdout, stderr)
+	case "bench":
+		return bench.Main(ctx, args[1:], stdout, stderr)
 	case "version":
 		fmt.Fprintln(stdout, versionLine())
 		return exitOK
@@ -69,9 +73,11 @@ func usage(w io.Writer) {
 Usage:
   lectern [serve] [flags]   run the server (the default command)
   lectern token [flags]     print a signed join token (and a class link)
+  lectern bench [flags]     measure how many students a server holds
   lectern version           print the version
 
-Run 'lectern serve --help' or 'lectern token --help' for their flags.
+Run 'lectern serve --help', 'lectern token --help' or 'lectern bench --help'
+for their flags.
 `)
 }
 
