@@ -44,7 +44,7 @@ type App struct {
 	stopping atomic.Bool
 
 	signer *auth.Signer
-	nats   *embeddedNATS
+	nats   *natsNode
 	engine *sfu.Engine
 	sig    *signaling.Server
 	web    *webServer
@@ -96,7 +96,7 @@ func (a *App) start() error {
 	if a.web, err = listen(a.cfg.HTTP, a.log); err != nil {
 		return err
 	}
-	if a.nats, err = startNATS(filepath.Join(a.cfg.Data, "nats"), a.log); err != nil {
+	if a.nats, err = startNATS(a.cfg, a.web.addr(), a.log); err != nil {
 		return err
 	}
 	a.engine, err = sfu.NewEngine(sfu.Config{
@@ -150,6 +150,10 @@ func (a *App) newSignaling() (*signaling.Server, error) {
 		Web:       web.FS(),
 		Ready:     a.ready,
 		InviteTTL: a.cfg.InviteTTL,
+		Recording: signaling.RecordingOptions{
+			Dir: filepath.Join(a.cfg.Data, "recordings"), All: a.cfg.Record,
+			Retention: a.cfg.RecordingRetention.Duration(), LinkTTL: a.cfg.LinkTTL(),
+		},
 	})
 	if err != nil {
 		return nil, fmt.Errorf("app: signaling: %w", err)

@@ -45,7 +45,14 @@ type Claims struct {
 	// Invite marks a class invite link: it is exchanged for a personal
 	// student token (POST /api/join) and never joins a class itself.
 	Invite bool `json:"inv,omitempty"`
+	// Recording marks a replay token: it opens the recording (session) it
+	// names, and nothing else. It never joins a class; only students hold
+	// one (the links a teacher or operator mints for the class).
+	Recording string `json:"rec,omitempty"`
 }
+
+// Replay reports whether the token is a replay token (claim rec).
+func (c Claims) Replay() bool { return c.Recording != "" }
 
 // Valid reports whether the role is known and room, participant and expiry are set.
 func (c Claims) Valid() bool {
@@ -62,6 +69,9 @@ func (c Claims) Valid() bool {
 		return false
 	}
 	if c.Invite && c.Role != RoleStudent {
+		return false
+	}
+	if c.Recording != "" && (c.Role != RoleStudent || c.Invite || len(c.Recording) > 64) {
 		return false
 	}
 	return c.Participant != "" && c.Expiry > 0 && len(c.Name) <= 64

@@ -64,6 +64,41 @@ type Config struct {
 	Secret string `yaml:"-"`
 	// SecretFile holds the secret when Secret is empty; "" means <Data>/secret.
 	SecretFile string `yaml:"secret_file"`
+
+	// NodeID names this node in the cluster; "" derives it from the host
+	// name and the HTTP port (DeriveNodeID).
+	NodeID string `yaml:"node_id"`
+	// PublicURL is the base URL other nodes send clients to when they
+	// redirect them here; "" derives it from the bound HTTP address.
+	PublicURL string `yaml:"public_url"`
+	// MaxStudents is how many students this node takes before it sends
+	// new ones to another node (0: no limit).
+	MaxStudents int `yaml:"max_students"`
+
+	// NATS lists the URLs of an existing NATS cluster to join; empty runs
+	// an embedded NATS server.
+	NATS []string `yaml:"nats"`
+	// NATSCreds is a NATS credentials file (JWT and nkey seed).
+	NATSCreds string `yaml:"nats_creds"`
+	// NATSTLSCA is a PEM file of CAs that sign the NATS servers' certificates.
+	NATSTLSCA string `yaml:"nats_tls_ca"`
+	// NATSTLSCert and NATSTLSKey are a PEM client certificate and its key.
+	NATSTLSCert string `yaml:"nats_tls_cert"`
+	NATSTLSKey  string `yaml:"nats_tls_key"`
+
+	// NATSListen is the embedded server's client listen address; "" keeps
+	// it inside the process (only needed when other processes connect).
+	NATSListen string `yaml:"nats_listen"`
+	// NATSClusterListen is the embedded server's route listen address; set
+	// it (with NATSRoutes) to form one NATS cluster of several nodes.
+	NATSClusterListen string `yaml:"nats_cluster_listen"`
+	// NATSRoutes are the route URLs of the other nodes' embedded servers.
+	NATSRoutes []string `yaml:"nats_routes"`
+	// NATSClusterName names the embedded NATS cluster.
+	NATSClusterName string `yaml:"nats_cluster_name"`
+
+	// Recording: record, recording_retention, recording_link_ttl (recording.go).
+	Recording `yaml:",inline"`
 }
 
 // Default returns the configuration used when nothing is set.
@@ -78,6 +113,8 @@ func Default() Config {
 		LogFormat:       LogAuto,
 		InviteTTL:       12 * time.Hour,
 		ShutdownTimeout: 10 * time.Second,
+		NATSClusterName: "lectern",
+		Recording:       DefaultRecording(),
 	}
 }
 
@@ -96,6 +133,8 @@ func (c Config) Validate() error {
 		errs = append(errs, fmt.Errorf("%w: "+format, append([]any{ErrInvalid}, a...)...))
 	}
 	c.validateNetwork(bad)
+	c.validateCluster(bad)
+	c.validateRecording(bad)
 	if c.Data == "" {
 		bad("data: must name a directory")
 	}
@@ -158,5 +197,12 @@ func (c Config) MarshalZerologObject(e *zerolog.Event) {
 		Str("public_ip", c.PublicIP).Str("data", c.Data).Str("auth", c.Auth).
 		Str("log_level", c.LogLevel).Str("log_format", c.LogFormat).
 		Stringer("invite_ttl", c.InviteTTL).Stringer("shutdown_timeout", c.ShutdownTimeout).
-		Bool("secret_from_env", c.Secret != "").Str("secret_file", c.SecretPath())
+		Bool("secret_from_env", c.Secret != "").Str("secret_file", c.SecretPath()).
+		Str("node_id", c.NodeID).Str("public_url", c.PublicURL).Int("max_students", c.MaxStudents).
+		Strs("nats", c.RedactedNATS()).Str("nats_creds", c.NATSCreds).Str("nats_tls_ca", c.NATSTLSCA).
+		Str("nats_tls_cert", c.NATSTLSCert).Str("nats_tls_key", c.NATSTLSKey).
+		Str("nats_listen", c.NATSListen).Str("nats_cluster_listen", c.NATSClusterListen).
+		Strs("nats_routes", c.NATSRoutes).Str("nats_cluster_name", c.NATSClusterName).
+		Bool("record", c.Record).Stringer("recording_retention", c.RecordingRetention).
+		Stringer("recording_link_ttl", c.RecordingLinkTTL)
 }

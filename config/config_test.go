@@ -107,17 +107,47 @@ func TestPrecedence(t *testing.T) {
 			"LECTERN_DATA=/var/lib/lectern", "LECTERN_AUTH=tokens", "LECTERN_LOG_LEVEL=debug", "LECTERN_LOG_FORMAT=json",
 			"LECTERN_INVITE_TTL=5m", "LECTERN_SHUTDOWN_TIMEOUT=3s", "LECTERN_SECRET_FILE=/run/secret",
 			"LECTERN_SECRET=" + strings.Repeat("s", 32),
+			"LECTERN_NODE_ID=edge-1", "LECTERN_PUBLIC_URL=https://edge-1.example.org", "LECTERN_MAX_STUDENTS=500",
+			"LECTERN_NATS=nats://10.0.0.2:4222, tls://10.0.0.3:4222", "LECTERN_NATS_CREDS=/run/nats.creds",
+			"LECTERN_NATS_TLS_CA=/run/ca.pem", "LECTERN_NATS_TLS_CERT=/run/c.pem", "LECTERN_NATS_TLS_KEY=/run/k.pem",
+			"LECTERN_NATS_CLUSTER_NAME=school",
 		}, func(c *Config) {
 			*c = Config{HTTP: "127.0.0.1:9", UDPPort: 9, TCPPort: 8, PublicIP: "203.0.113.7", Data: "/var/lib/lectern",
 				Auth: AuthTokens, LogLevel: "debug", LogFormat: LogJSON, InviteTTL: 5 * time.Minute,
-				ShutdownTimeout: 3 * time.Second, SecretFile: "/run/secret", Secret: strings.Repeat("s", 32)}
+				ShutdownTimeout: 3 * time.Second, SecretFile: "/run/secret", Secret: strings.Repeat("s", 32),
+				NodeID: "edge-1", PublicURL: "https://edge-1.example.org", MaxStudents: 500,
+				NATS: []string{"nats://10.0.0.2:4222", "tls://10.0.0.3:4222"}, NATSCreds: "/run/nats.creds",
+				NATSTLSCA: "/run/ca.pem", NATSTLSCert: "/run/c.pem", NATSTLSKey: "/run/k.pem", NATSClusterName: "school"}
 		}},
+		{"embedded cluster env", nil, []string{"LECTERN_NATS_LISTEN=127.0.0.1:4222",
+			"LECTERN_NATS_CLUSTER_LISTEN=10.0.0.5:6222", "LECTERN_NATS_ROUTES=nats-route://10.0.0.6:6222,nats-route://10.0.0.7:6222"},
+			func(c *Config) {
+				c.NATSListen, c.NATSClusterListen = "127.0.0.1:4222", "10.0.0.5:6222"
+				c.NATSRoutes = []string{"nats-route://10.0.0.6:6222", "nats-route://10.0.0.7:6222"}
+			}},
 		{"every flag", []string{"--http", "[::1]:9", "--udp-port", "9", "--tcp-port", "8", "--public-ip", "2001:db8::1",
 			"--data", "d", "--auth", "tokens", "--log-level", "warn", "--log-format", "console",
-			"--invite-ttl", "90s", "--shutdown-timeout", "1m", "--secret-file", "f"}, nil, func(c *Config) {
+			"--invite-ttl", "90s", "--shutdown-timeout", "1m", "--secret-file", "f",
+			"--node-id", "n_2", "--public-url", "http://10.0.0.5:8080", "--max-students", "7",
+			"--nats-listen", ":4222", "--nats-cluster-listen", ":6222", "--nats-routes", "nats-route://a:6222,nats://b:6222",
+			"--nats-cluster-name", "c1"}, nil, func(c *Config) {
 			*c = Config{HTTP: "[::1]:9", UDPPort: 9, TCPPort: 8, PublicIP: "2001:db8::1", Data: "d",
 				Auth: AuthTokens, LogLevel: "warn", LogFormat: LogConsole, InviteTTL: 90 * time.Second,
-				ShutdownTimeout: time.Minute, SecretFile: "f"}
+				ShutdownTimeout: time.Minute, SecretFile: "f",
+				NodeID: "n_2", PublicURL: "http://10.0.0.5:8080", MaxStudents: 7,
+				NATSListen: ":4222", NATSClusterListen: ":6222", NATSRoutes: []string{"nats-route://a:6222", "nats://b:6222"},
+				NATSClusterName: "c1"}
+		}},
+		{"external nats flags", []string{"--nats", "nats://h1:4222,nats://h2:4222", "--nats-creds", "u.creds",
+			"--nats-tls-ca", "ca", "--nats-tls-cert", "c", "--nats-tls-key", "k"}, nil, func(c *Config) {
+			c.NATS = []string{"nats://h1:4222", "nats://h2:4222"}
+			c.NATSCreds, c.NATSTLSCA, c.NATSTLSCert, c.NATSTLSKey = "u.creds", "ca", "c", "k"
+		}},
+		{"yaml lists", []string{"--config", writeFile(t, "nats: [\"nats://h:4222\"]\nnats_tls_ca: ca.pem\n")}, nil, func(c *Config) {
+			c.NATS, c.NATSTLSCA = []string{"nats://h:4222"}, "ca.pem"
+		}},
+		{"flag over yaml list", []string{"--config", writeFile(t, "nats: [\"nats://h:4222\"]\n"), "--nats", "nats://x:1"}, nil, func(c *Config) {
+			c.NATS = []string{"nats://x:1"}
 		}},
 	}
 	for _, tt := range tests {
@@ -170,6 +200,26 @@ func TestLoadErrors(t *testing.T) {
 		{"negative shutdown", []string{"--shutdown-timeout", "-1s"}, nil, "", ErrInvalid, "shutdown_timeout"},
 		{"empty data", []string{"--data", ""}, nil, "", ErrInvalid, "data"},
 		{"short secret", nil, []string{"LECTERN_SECRET=short-secret-value"}, "", ErrInvalid, "at least 32 bytes"},
+		{"node id with dot", []string{"--node-id", "web.1"}, nil, "", ErrInvalid, "node_id"},
+		{"node id too long", []string{"--node-id", strings.Repeat("n", 65)}, nil, "", ErrInvalid, "node_id"},
+		{"public url path", []string{"--public-url", "http://h:1/x"}, nil, "", ErrInvalid, "public_url"},
+		{"public url scheme", []string{"--public-url", "ftp://h"}, nil, "", ErrInvalid, "public_url"},
+		{"public url not absolute", []string{"--public-url", "h:8080"}, nil, "", ErrInvalid, "public_url"},
+		{"negative max students", []string{"--max-students", "-1"}, nil, "", ErrInvalid, "max_students"},
+		{"nats scheme", []string{"--nats", "http://h:4222"}, nil, "", ErrInvalid, "nats"},
+		{"nats no port", []string{"--nats", "nats://h"}, nil, "", ErrInvalid, "host:port"},
+		{"nats password hidden", []string{"--nats", "nats://u:hunter2@h"}, nil, "", ErrInvalid, "REDACTED"},
+		{"cert without key", []string{"--nats", "nats://h:1", "--nats-tls-cert", "c"}, nil, "", ErrInvalid, "nats_tls_key"},
+		{"routes with external", []string{"--nats", "nats://h:1", "--nats-routes", "nats-route://a:1", "--nats-cluster-listen", ":1"}, nil, "", ErrInvalid, "not with nats"},
+		{"listen with external", []string{"--nats", "nats://h:1", "--nats-listen", ":4222"}, nil, "", ErrInvalid, "not with nats"},
+		{"creds without external", []string{"--nats-creds", "x.creds"}, nil, "", ErrInvalid, "only with nats"},
+		{"routes without cluster listen", []string{"--nats-routes", "nats-route://a:1"}, nil, "", ErrInvalid, "need nats_cluster_listen"},
+		{"route scheme", []string{"--nats-cluster-listen", ":1", "--nats-routes", "tcp://a:1"}, nil, "", ErrInvalid, "nats_routes"},
+		{"cluster listen", []string{"--nats-cluster-listen", "6222", "--nats-routes", "nats-route://a:1"}, nil, "", ErrInvalid, "nats_cluster_listen"},
+		{"cluster listen without routes", []string{"--nats-cluster-listen", ":6222"}, nil, "", ErrInvalid, "needs nats_routes"},
+		{"nats listen", []string{"--nats-listen", "x"}, nil, "", ErrInvalid, "nats_listen"},
+		{"cluster name", []string{"--nats-cluster-name", "a b"}, nil, "", ErrInvalid, "nats_cluster_name"},
+		{"yaml list wrong type", nil, nil, "nats: 5\n", ErrInvalid, "nats"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -227,4 +277,44 @@ func TestSecretPath(t *testing.T) {
 	require.Equal(t, "/srv/lectern/secret", c.SecretPath())
 	c.SecretFile = "/run/keys/lectern"
 	require.Equal(t, "/run/keys/lectern", c.SecretPath())
+}
+
+func TestErrorsNeverShowNATSPasswords(t *testing.T) {
+	t.Parallel()
+	_, err := Load([]string{"--nats", "nats://user:hunter2@h,nats://tok3n@h2"}, nil)
+	require.Error(t, err)
+	require.NotContains(t, err.Error(), "hunter2")
+	require.NotContains(t, err.Error(), "tok3n")
+	c := Default()
+	c.NATS = []string{"nats://user:hunter2@h:4222", "nats://h:4222"}
+	require.Equal(t, []string{"nats://REDACTED@h:4222", "nats://h:4222"}, c.RedactedNATS())
+}
+
+func TestDeriveNodeID(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		host string
+		port int
+		want string
+	}{
+		{"web-3", 8080, "web-3-8080"},
+		{"web3.example.org", 8080, "web3-example-org-8080"},
+		{"", 80, "lectern-80"},
+		{"..", 80, "lectern-80"},
+		{"héte", 1, "h-te-1"},
+		{strings.Repeat("a", 100), 65535, strings.Repeat("a", 58) + "-65535"},
+	}
+	for _, tt := range tests {
+		got := DeriveNodeID(tt.host, tt.port)
+		require.Equal(t, tt.want, got, tt.host)
+		require.True(t, ValidNodeID(got), got)
+	}
+}
+
+func TestEmptyYAMLListIsDefault(t *testing.T) {
+	t.Parallel()
+	got, err := Load([]string{"--config", writeFile(t, "nats: []\nnats_routes: []\n")}, nil)
+	require.NoError(t, err)
+	require.Equal(t, Default(), got)
+	require.False(t, got.ExternalNATS())
 }

@@ -3,6 +3,7 @@ package config
 import (
 	"errors"
 	"strconv"
+	"strings"
 	"time"
 )
 
@@ -26,7 +27,7 @@ type value interface {
 
 // fields returns the table bound to c's fields.
 func (c *Config) fields() []field {
-	return []field{
+	return append([]field{
 		{"http", "LECTERN_HTTP", "http", "HTTP listen address (host:port)", stringValue{&c.HTTP}},
 		{"udp_port", "LECTERN_UDP_PORT", "udp-port", "ICE UDP port (0: any free port)", intValue{&c.UDPPort}},
 		{"tcp_port", "LECTERN_TCP_PORT", "tcp-port", "ICE-TCP port (0: any free port, -1: disabled)", intValue{&c.TCPPort}},
@@ -39,7 +40,19 @@ func (c *Config) fields() []field {
 		{"shutdown_timeout", "LECTERN_SHUTDOWN_TIMEOUT", "shutdown-timeout", "how long a graceful stop may take", durationValue{&c.ShutdownTimeout}},
 		{"secret_file", "LECTERN_SECRET_FILE", "secret-file", "file holding the token secret, created if missing (empty: <data>/secret)", stringValue{&c.SecretFile}},
 		{"", "LECTERN_SECRET", "", "token signing secret, at least 32 bytes (overrides the secret file)", stringValue{&c.Secret}},
-	}
+		{"node_id", "LECTERN_NODE_ID", "node-id", "this node's name in the cluster (empty: host name and HTTP port)", stringValue{&c.NodeID}},
+		{"public_url", "LECTERN_PUBLIC_URL", "public-url", "base URL other nodes redirect clients to (empty: from the HTTP address)", stringValue{&c.PublicURL}},
+		{"max_students", "LECTERN_MAX_STUDENTS", "max-students", "students this node takes before sending new ones to another node (0: no limit)", intValue{&c.MaxStudents}},
+		{"nats", "LECTERN_NATS", "nats", "comma-separated URLs of an existing NATS cluster to join (empty: embedded NATS server)", listValue{&c.NATS}},
+		{"nats_creds", "LECTERN_NATS_CREDS", "nats-creds", "NATS credentials file (with --nats)", stringValue{&c.NATSCreds}},
+		{"nats_tls_ca", "LECTERN_NATS_TLS_CA", "nats-tls-ca", "PEM file of CAs for the NATS servers' certificates (with --nats)", stringValue{&c.NATSTLSCA}},
+		{"nats_tls_cert", "LECTERN_NATS_TLS_CERT", "nats-tls-cert", "PEM client certificate for NATS (with --nats)", stringValue{&c.NATSTLSCert}},
+		{"nats_tls_key", "LECTERN_NATS_TLS_KEY", "nats-tls-key", "PEM key of --nats-tls-cert", stringValue{&c.NATSTLSKey}},
+		{"nats_listen", "LECTERN_NATS_LISTEN", "nats-listen", "embedded NATS client listen address (empty: inside the process only)", stringValue{&c.NATSListen}},
+		{"nats_cluster_listen", "LECTERN_NATS_CLUSTER_LISTEN", "nats-cluster-listen", "embedded NATS route listen address, e.g. 10.0.0.5:6222 (empty: no NATS cluster)", stringValue{&c.NATSClusterListen}},
+		{"nats_routes", "LECTERN_NATS_ROUTES", "nats-routes", "comma-separated routes to the other nodes' embedded NATS servers, e.g. nats-route://10.0.0.6:6222", listValue{&c.NATSRoutes}},
+		{"nats_cluster_name", "LECTERN_NATS_CLUSTER_NAME", "nats-cluster-name", "name of the embedded NATS cluster", stringValue{&c.NATSClusterName}},
+	}, c.recordingFields()...)
 }
 
 type stringValue struct{ p *string }
@@ -51,6 +64,28 @@ func (v stringValue) String() string {
 		return ""
 	}
 	return *v.p
+}
+
+// listValue is a comma-separated list in flags and the environment, a
+// YAML sequence in the file. Blank items are dropped; "" is the empty list.
+type listValue struct{ p *[]string }
+
+func (v listValue) Set(s string) error {
+	var out []string
+	for _, item := range strings.Split(s, ",") {
+		if item = strings.TrimSpace(item); item != "" {
+			out = append(out, item)
+		}
+	}
+	*v.p = out
+	return nil
+}
+
+func (v listValue) String() string {
+	if v.p == nil {
+		return ""
+	}
+	return strings.Join(*v.p, ",")
 }
 
 type intValue struct{ p *int }

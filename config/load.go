@@ -175,6 +175,12 @@ func (c *Config) LoadYAML(r io.Reader) error {
 	if err := dec.Decode(&extra); !errors.Is(err, io.EOF) {
 		return fmt.Errorf("%w: want one YAML document, found more", ErrFile)
 	}
+	// An empty sequence ("nats: []") is no list at all, as in Default.
+	for _, l := range []*[]string{&next.NATS, &next.NATSRoutes} {
+		if len(*l) == 0 {
+			*l = nil
+		}
+	}
 	*c = next
 	return nil
 }

@@ -315,6 +315,8 @@ func (c *conn) dispatch(req request) error {
 		return r.setHand(c, *d.Raised)
 	case *participantRef:
 		return r.moderate(c, req.Type, sfu.ParticipantID(d.ID))
+	case *recordData:
+		return c.record(*d.Active)
 	case *noData: // leave
 		c.leave()
 		c.close(ErrLeft, true)
@@ -332,6 +334,10 @@ func (c *conn) join(d *joinData) {
 	}
 	if claims.Invite {
 		c.close(fmt.Errorf("%w: exchange the invite at /api/join first", ErrUnauthorized), false)
+		return
+	}
+	if claims.Replay() {
+		c.close(fmt.Errorf("%w: a replay link does not join a class", ErrForbidden), false)
 		return
 	}
 	room := d.Room

@@ -7,6 +7,7 @@ import (
 	"github.com/gorilla/websocket"
 
 	"lectern/auth"
+	"lectern/recording"
 	"lectern/sfu"
 )
 
@@ -75,6 +76,9 @@ var (
 	// ErrStaleICE: a PATCH for an ICE session that has been restarted
 	// since (If-Match, RFC 9725 4.3.1).
 	ErrStaleICE = errors.New("the ICE session has changed")
+
+	// ErrRecordingOff: the node records nothing (no recordings directory).
+	ErrRecordingOff = errors.New("recording is not enabled on this node")
 )
 
 // Close codes of the protocol (docs/protocol.md, "Close codes"), beyond
@@ -104,11 +108,11 @@ func httpStatus(err error) int {
 		return http.StatusPreconditionFailed
 	case errors.Is(err, ErrBodyTooLarge):
 		return http.StatusRequestEntityTooLarge
-	case errors.Is(err, ErrNotFound):
+	case errors.Is(err, ErrNotFound), errors.Is(err, recording.ErrNotFound), errors.Is(err, recording.ErrBadID):
 		return http.StatusNotFound
 	case errors.Is(err, ErrConflict):
 		return http.StatusConflict
-	case errors.Is(err, ErrShuttingDown), errors.Is(err, ErrNoEngine):
+	case errors.Is(err, ErrShuttingDown), errors.Is(err, ErrNoEngine), errors.Is(err, ErrRecordingOff):
 		return http.StatusServiceUnavailable
 	default:
 		return http.StatusInternalServerError
@@ -149,7 +153,7 @@ func protocolCode(err error) string {
 		return "unknown_type"
 	case errors.Is(err, ErrForbidden):
 		return "forbidden"
-	case errors.Is(err, ErrNotFound):
+	case errors.Is(err, ErrNotFound), errors.Is(err, recording.ErrNotFound):
 		return "not_found"
 	case errors.Is(err, sfu.ErrBadSDP), errors.Is(err, sfu.ErrUnsupportedCodec),
 		errors.Is(err, sfu.ErrBadCandidate), errors.Is(err, ErrBadSDP), errors.Is(err, ErrNoCodec):

@@ -36,6 +36,9 @@ const (
 	typeRemoved            = "removed"
 	typeShutdown           = "shutdown"
 	typeError              = "error"
+	typeRecord             = "record"
+	typeRecording          = "recording"
+	typeRecordingFailed    = "recording_failed"
 )
 
 // Stream labels.
@@ -128,6 +131,8 @@ func newPayload(typ string) (payload, bool) {
 		return &participantRef{}, true
 	case typeLeave:
 		return &noData{}, true
+	case typeRecord:
+		return &recordData{}, true
 	}
 	return nil, false
 }
@@ -325,6 +330,7 @@ type (
 		Streams      []streamInfo      `json:"streams"`
 		Live         bool              `json:"live"`
 		Chat         []chatMsg         `json:"chat"`
+		Recording    recordingData     `json:"recording"`
 	}
 	offerData struct {
 		Stream string `json:"stream"`

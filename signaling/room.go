@@ -88,7 +88,8 @@ func (r *room) welcomeLocked(me *member) welcomeData {
 	w := welcomeData{
 		Room: string(r.id), You: me.info, Live: r.live,
 		Participants: []participantInfo{}, Streams: []streamInfo{},
-		Chat: append([]chatMsg{}, r.chat...),
+		Chat:      append([]chatMsg{}, r.chat...),
+		Recording: r.s.rec.state(r.id),
 	}
 	ms := make([]*member, 0, len(r.members))
 	for _, m := range r.members {
@@ -125,6 +126,7 @@ func (r *room) leave(c *conn) {
 	c.log.Info().Msg("signaling: left")
 	if empty {
 		r.s.hub.dropIfEmpty(r)
+		r.s.rec.classEnded(r.id)
 	}
 }
 

@@ -67,6 +67,8 @@ type Options struct {
 	// ICEServers are announced to WHIP and WHEP clients in Link headers
 	// (RFC 9725 4.6); empty: none.
 	ICEServers []webrtc.ICEServer
+	// Recording configures recordings (docs/recording.md); zero: off.
+	Recording RecordingOptions
 }
 
 // timings are the protocol's clocks (docs/protocol.md, "Transport");
@@ -94,6 +96,7 @@ type Server struct {
 	rates    *bitrates
 	closing  atomic.Bool
 	sessions sessionTable // WHIP and WHEP sessions
+	rec      *recManager
 
 	connsMu sync.Mutex // leaf lock
 	conns   map[*conn]struct{}
@@ -125,6 +128,10 @@ func New(opts Options) (*Server, error) {
 		rates: newBitrates(),
 	}
 	s.hub = newHub(s)
+	var err error
+	if s.rec, err = newRecManager(s, opts.Recording); err != nil {
+		return nil, fmt.Errorf("signaling: recordings: %w", err)
+	}
 	s.upgrader = websocket.Upgrader{
 		HandshakeTimeout: 10 * time.Second,
 		ReadBufferSize:   4096,
@@ -136,6 +143,9 @@ func New(opts Options) (*Server, error) {
 	}
 	s.mux = s.routes()
 	s.tasks.start(s.sampleBitrates)
+	if s.rec.enabled() && opts.Recording.Retention > 0 {
+		s.tasks.start(s.rec.sweepLoop)
+	}
 	return s, nil
 }
 
@@ -151,6 +161,7 @@ func (s *Server) routes() *http.ServeMux {
 	m.HandleFunc("POST /api/join", s.exchangeInvite)
 	m.HandleFunc("GET /ws", s.serveWS)
 	s.httpMediaRoutes(m)
+	s.recordingRoutes(m)
 	m.HandleFunc("GET /healthz", s.healthz)
 	m.HandleFunc("GET /readyz", s.readyz)
 	m.Handle("GET /metrics", promhttp.HandlerFor(s.opts.Registry, promhttp.HandlerOpts{}))
@@ -165,6 +176,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	}
 	s.log.Info().Msg("signaling: shutting down")
 	s.hub.shutdown()
+	s.rec.shutdown()
 	for _, c := range s.connSnapshot() {
 		c.close(ErrShuttingDown, true)
 	}

@@ -370,6 +370,9 @@ func (s *Server) bearer(r *http.Request) (auth.Claims, error) {
 	if claims.Invite {
 		return claims, fmt.Errorf("%w: exchange the invite at /api/join first", ErrUnauthorized)
 	}
+	if claims.Replay() {
+		return claims, fmt.Errorf("%w: a replay link opens only its recording", ErrForbidden)
+	}
 	return claims, nil
 }
 

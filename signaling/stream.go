@@ -239,6 +239,7 @@ func (r *room) markReady(st *stream) {
 	whep := r.whepSessionsLocked(st)
 	r.mu.Unlock()
 	st.owner.log.Info().Str("stream", st.clientID).Int("tracks", len(tracks)).Msg("signaling: stream ready")
+	r.s.rec.streamReady(r.id, st, tracks)
 	r.s.tasks.start(func() {
 		for _, x := range whep {
 			x.follow()
@@ -383,6 +384,9 @@ func (r *room) endStreamLocked(st *stream) []io.Closer {
 	if st.ready {
 		r.broadcastLocked(encode(typeStreamClosed, "", streamRef{Stream: string(st.serverID)}), st.owner)
 		r.updateLiveLocked()
+		if st.teacher && st.label == labelScreen {
+			r.s.tasks.start(func() { r.s.rec.streamEnded(r.id, st) })
+		}
 	}
 	return toClose
 }

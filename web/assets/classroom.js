@@ -6,6 +6,7 @@ import { Signal, socketURL } from './protocol.js';
 import { Subscriber, videoStats } from './peer.js';
 import { Broadcaster } from './broadcast.js';
 import { describeMediaError } from './media.js';
+import { RecordingControls } from './recording.js';
 
 const ERROR_TEXT = {
   forbidden: 'That is not allowed right now.',
@@ -37,6 +38,10 @@ export class Classroom {
       url: socketURL(), token,
       onMessage: (msg) => this.handle(msg),
       onStatus: (status) => this.status(status),
+    });
+    this.recording = new RecordingControls({
+      token, role: this.role, room: decodeURIComponent(location.pathname.split('/')[2] ?? claims.room),
+      toast: (text, kind) => view.toast(text, kind),
     });
     this.broadcaster = new Broadcaster({
       send: this.send,
@@ -114,6 +119,7 @@ export class Classroom {
     this.view.setConnection('connected');
     this.view.setBanner(null);
     this.view.chat.reset(d.chat ?? [], this.you?.id);
+    this.recording.update(d.recording);
     if (this.role === 'student' && !this.you?.can_publish) this.broadcaster.release();
     this.renderAll();
     this.broadcaster.resume();
@@ -312,6 +318,7 @@ export class Classroom {
     return {
       connected: this.connected,
       live: this.live,
+      recording: { active: this.recording.active, id: this.recording.id },
       role: this.role,
       you: this.you ? { ...this.you } : null,
       participants: [...this.participants.values()].map((p) => ({ ...p })),
@@ -370,4 +377,6 @@ const HANDLERS = {
     this.view.setBanner('Server restarting, reconnecting…');
   },
   error(d, msg) { this.requestFailed(msg.rid, d); },
+  recording(d) { this.recording.update(d); },
+  recording_failed(d) { this.recording.failed(d); },
 };
