@@ -320,7 +320,11 @@ func (w *writer) tick(now time.Time) {
 			in.src.RequestKeyframe()
 		}
 	}
-	if now.Sub(w.activity) > interleaveWindow {
+	// Force out frames held for interleaving only when the sender has
+	// gone quiet: packets still waiting in the queue mean this goroutine
+	// was starved (a busy machine), and forcing now would make the frames
+	// behind them late and drop them.
+	if now.Sub(w.activity) > interleaveWindow && len(w.r.queue) == 0 {
 		w.emit(true)
 	}
 	if w.mux != nil && w.lastOut > w.flushedMS {
