@@ -21,6 +21,9 @@ type codecSpec struct {
 	video           bool
 	newDepacketizer func() rtp.Depacketizer
 	isKey           func(frame []byte) bool
+	// valid, when set, rejects a frame the depacketizer could not rebuild
+	// (the writer treats it as a loss).
+	valid func(frame []byte) bool
 }
 
 var supportedCodecs = [...]codecSpec{
@@ -28,6 +31,8 @@ var supportedCodecs = [...]codecSpec{
 		newDepacketizer: func() rtp.Depacketizer { return &codecs.VP8Packet{} }, isKey: vp8Key},
 	{name: "VP9", mime: webrtc.MimeTypeVP9, codecID: "V_VP9", webm: true, video: true,
 		newDepacketizer: func() rtp.Depacketizer { return &codecs.VP9Packet{} }, isKey: vp9Key},
+	{name: "AV1", mime: webrtc.MimeTypeAV1, codecID: "V_AV1", webm: true, video: true,
+		newDepacketizer: newAV1Depacketizer, isKey: av1Key, valid: av1Valid},
 	// Matroska stores H.264 as length-prefixed NAL units with an avcC
 	// record (ISO/IEC 14496-15), which the AVC depacketizer produces.
 	{name: "H264", mime: webrtc.MimeTypeH264, codecID: "V_MPEG4/ISO/AVC", video: true,
@@ -211,6 +216,9 @@ func trackEntry(c codecSpec, number uint64, key []byte) webm.TrackEntry {
 		w, h = vp8Size(key)
 	case "VP9":
 		w, h = vp9Size(key)
+	case "AV1":
+		w, h = av1Size(key)
+		e.CodecPrivate = av1Config(key)
 	case "H264":
 		e.CodecPrivate = avcConfig(key)
 	}

@@ -168,18 +168,20 @@ func (w *writer) pop(in *input) {
 	}
 }
 
-// sample places one frame on the timeline. Video after a loss waits for
-// the next key frame: a frame that references a lost one would decode
-// into garbage, so it is better not written.
+// sample places one frame on the timeline. Video after a loss (or a frame
+// the depacketizer could not rebuild) waits for the next key frame: a
+// frame that references a lost one would decode into garbage, so it is
+// better not written.
 func (w *writer) sample(in *input, s *media.Sample) {
 	st := &in.st
 	k := in.kindIndex()
 	key := in.spec.isKey(s.Data)
 	if in.spec.video {
-		if s.PrevDroppedPackets > 0 {
+		bad := in.spec.valid != nil && !in.spec.valid(s.Data)
+		if s.PrevDroppedPackets > 0 || bad {
 			st.waitKey = true
 		}
-		if st.waitKey && !key {
+		if st.waitKey && (!key || bad) {
 			in.src.RequestKeyframe()
 			return
 		}
