@@ -45,13 +45,19 @@ type clock struct {
 	anchorNS  int64
 	synced    bool // anchored on a sender report
 	lastSR    senderReport
+	// steady clocks (video) take only their first sender report: a later
+	// correction would move frames closer together than their frame
+	// interval, which players and ffmpeg read as a broken frame rate. The
+	// audio clock absorbs the corrections, so A/V alignment still follows
+	// the reports.
+	steady bool
 }
 
-func newClock(rate uint32) clock {
+func newClock(rate uint32, steady bool) clock {
 	if rate == 0 {
 		rate = 90000
 	}
-	return clock{rate: int64(rate)}
+	return clock{rate: int64(rate), steady: steady}
 }
 
 // ext extends ts to 64 bits relative to the newest timestamp seen. RTP
@@ -99,6 +105,9 @@ func (c *clock) applySR(e, arrival int64, g *syncGroup) {
 		g.offset, g.ok = arrival-sender, true
 	}
 	target := sender + g.offset
+	if c.synced && c.steady {
+		return
+	}
 	cur := c.anchorNS + (e-c.anchorExt)*int64(time.Second)/c.rate
 	if d := target - cur; !c.synced || d > int64(resyncTolerance) || d < -int64(resyncTolerance) {
 		c.anchor(e, target, true)

@@ -41,7 +41,7 @@ func TestClockMapping(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			c := newClock(tc.rate)
+			c := newClock(tc.rate, false)
 			g := &syncGroup{}
 			for i, p := range tc.pkts {
 				c.observe(p.ts, base+p.arrival, senderReport{}, g)
@@ -72,7 +72,7 @@ func TestClockSenderReports(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			g := &syncGroup{}
-			v, a := newClock(90000), newClock(48000)
+			v, a := newClock(90000, true), newClock(48000, false)
 			vsr := senderReport{ntp: senderT0, rtpTS: 5000, ok: tc.withReports}
 			asr := senderReport{ntp: senderT0, rtpTS: 777, ok: tc.withReports}
 			for i := range int64(50) { // 1 s of both, captured together
@@ -97,16 +97,18 @@ func TestClockResync(t *testing.T) {
 	tests := []struct {
 		name   string
 		srAt   time.Time
+		steady bool
 		moveNS int64
 	}{
-		{"small difference ignored", sender, 0},
-		{"large difference applied", time.Unix(0, base-107*ms), -100 * ms},
+		{"small difference ignored", sender, false, 0},
+		{"large difference applied", time.Unix(0, base-107*ms), false, -100 * ms},
+		{"a steady (video) clock keeps its first sync", time.Unix(0, base-107*ms), true, 0},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			g := &syncGroup{offset: 7 * ms, ok: true}
-			c := newClock(48000)
+			c := newClock(48000, tc.steady)
 			c.observe(0, base, senderReport{}, g)
 			before := c.at(960)
 			c.synced = true // as if a first report had been applied

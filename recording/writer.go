@@ -54,7 +54,7 @@ func (st *inputState) drain() {
 func newInputState(spec codecSpec, rate uint32) inputState {
 	sb := samplebuilder.New(jitterPackets, spec.newDepacketizer(), rate,
 		samplebuilder.WithMaxTimeDelay(jitterDelay))
-	return inputState{clock: newClock(rate), sb: sb, waitKey: spec.video}
+	return inputState{clock: newClock(rate, spec.video), sb: sb, waitKey: spec.video}
 }
 
 // frame is one depacketized frame on the timeline.
