@@ -102,7 +102,7 @@ func ffmpegDecode(t *testing.T, path string) string {
 	bin, err := exec.LookPath("ffmpeg")
 	require.NoError(t, err, "ffmpeg is needed: run scripts/test, which installs it")
 	var stderr bytes.Buffer
-	cmd := exec.Command(bin, "-v", "error", "-i", path, "-f", "null", "-")
+	cmd := exec.Command(bin, "-v", "error", "-i", path, "-enc_time_base", "-1", "-f", "null", "-")
 	cmd.Stderr = &stderr
 	require.NoError(t, cmd.Run(), stderr.String())
 	return stderr.String()

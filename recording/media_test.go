@@ -338,7 +338,7 @@ func ffprobe(t testing.TB, path string) probeResult {
 func decodeErrors(t testing.TB, path string) string {
 	t.Helper()
 	var stderr bytes.Buffer
-	cmd := exec.Command("ffmpeg", "-v", "error", "-i", path, "-f", "null", "-")
+	cmd := exec.Command("ffmpeg", "-v", "error", "-i", path, "-enc_time_base", "-1", "-f", "null", "-")
 	cmd.Stderr = &stderr
 	require.NoError(t, cmd.Run(), "ffmpeg: %s", stderr.String())
 	return stderr.String()
