@@ -31,10 +31,6 @@ type room struct {
 	// connections without a websocket. One is a member only while no other
 	// connection of its participant is.
 	headless map[*conn]*session
-	// remote are the class's participants on other nodes (cluster.go),
-	// listed with the local ones; csub is the class's event subscription.
-	remote map[sfu.ParticipantID]*remoteMember
-	csub   io.Closer
 }
 
 // member is a participant; it outlives a connection replaced by a newer one.
@@ -51,7 +47,6 @@ func newRoom(s *Server, id sfu.RoomID) *room {
 		members:  map[sfu.ParticipantID]*member{},
 		streams:  map[sfu.StreamID]*stream{},
 		headless: map[*conn]*session{},
-		remote:   map[sfu.ParticipantID]*remoteMember{},
 	}
 }
 
@@ -72,7 +67,6 @@ func (r *room) join(c *conn) []io.Closer {
 		old.close(ErrReplaced, false)
 		old.log.Info().Msg("signaling: replaced by a new connection")
 	} else if !replaced {
-		delete(r.remote, c.pid) // it moved here from another node
 		r.seq++
 		m = &member{seq: r.seq, info: participantInfo{ID: string(c.pid), Role: string(c.claims.Role)}}
 		r.members[c.pid] = m
@@ -86,7 +80,6 @@ func (r *room) join(c *conn) []io.Closer {
 			typ = typeParticipantUpdated
 		}
 		r.broadcastLocked(encode(typ, "", m.info), c)
-		r.mirrorLocked(clusterEvent{Type: evJoined, Participant: &m.info})
 	}
 	return toClose
 }
@@ -104,15 +97,9 @@ func (r *room) welcomeLocked(me *member) welcomeData {
 			ms = append(ms, m)
 		}
 	}
-	for _, rm := range r.remote {
-		ms = append(ms, &member{seq: rm.seq, info: rm.info})
-	}
 	sort.Slice(ms, func(i, j int) bool { return ms[i].seq < ms[j].seq })
 	for _, m := range ms {
 		w.Participants = append(w.Participants, m.info)
-	}
-	if l := r.s.link(); l != nil {
-		w.Node, w.Nodes = string(l.self), l.nodeURLs()
 	}
 	for _, st := range r.readyStreamsLocked() {
 		w.Streams = append(w.Streams, st.info(string(st.serverID)))
@@ -147,7 +134,6 @@ func (r *room) removeMemberLocked(m *member) {
 	delete(r.members, sfu.ParticipantID(m.info.ID))
 	if m.listed() {
 		r.broadcastLocked(encode(typeParticipantLeft, "", participantRefOut{ID: m.info.ID}), nil)
-		r.mirrorLocked(clusterEvent{Type: evLeft, Participant: &participantInfo{ID: m.info.ID}})
 	}
 }
 
@@ -212,7 +198,6 @@ func (r *room) postChat(c *conn, text string) error {
 		r.chat = append(r.chat[:0:0], r.chat[len(r.chat)-chatHistory:]...)
 	}
 	r.broadcastLocked(encode(typeChat, "", msg), nil)
-	r.mirrorLocked(clusterEvent{Type: evChat, Chat: &msg})
 	return nil
 }
 
@@ -229,14 +214,12 @@ func (r *room) setHand(c *conn, raised bool) error {
 	if m.info.Hand != raised {
 		m.info.Hand = raised
 		r.broadcastLocked(encode(typeParticipantUpdated, "", m.info), nil)
-		r.mirrorLocked(clusterEvent{Type: evUpdated, Participant: &m.info})
 	}
 	return nil
 }
 
 // moderate runs a teacher's (or operator's) lower_hand, invite, revoke or
-// remove on a student. A student on another node of the class is
-// moderated by that node (cluster.go).
+// remove on a student.
 func (r *room) moderate(c *conn, typ string, target sfu.ParticipantID) error {
 	if c.claims.Role != auth.RoleTeacher && c.claims.Role != auth.RoleOperator {
 		return fmt.Errorf("%w: only teachers moderate", ErrForbidden)
@@ -244,23 +227,13 @@ func (r *room) moderate(c *conn, typ string, target sfu.ParticipantID) error {
 	r.mu.Lock()
 	m := r.members[target]
 	if m == nil || !m.listed() {
-		err := r.moderateRemoteLocked(typ, target)
 		r.mu.Unlock()
-		return err
+		return fmt.Errorf("%w: no participant %.64q", ErrNotFound, target)
 	}
 	if m.info.Role != string(auth.RoleStudent) {
 		r.mu.Unlock()
 		return fmt.Errorf("%w: only students are moderated", ErrForbidden)
 	}
-	toClose := r.applyModerationLocked(m, typ)
-	r.mu.Unlock()
-	closeAll(toClose)
-	c.log.Info().Str("action", typ).Str("target", string(target)).Msg("signaling: moderation")
-	return nil
-}
-
-// applyModerationLocked changes a local student; it returns the peers to close.
-func (r *room) applyModerationLocked(m *member, typ string) []io.Closer {
 	var toClose []io.Closer
 	changed := true
 	switch typ {
@@ -281,9 +254,11 @@ func (r *room) applyModerationLocked(m *member, typ string) []io.Closer {
 	}
 	if changed {
 		r.broadcastLocked(encode(typeParticipantUpdated, "", m.info), nil)
-		r.mirrorLocked(clusterEvent{Type: evUpdated, Participant: &m.info})
 	}
-	return toClose
+	r.mu.Unlock()
+	closeAll(toClose)
+	c.log.Info().Str("action", typ).Str("target", string(target)).Msg("signaling: moderation")
+	return nil
 }
 
 // removeLocked bans a participant from the class and closes it with 4003.
