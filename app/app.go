@@ -46,6 +46,8 @@ type App struct {
 	signer *auth.Signer
 	nats   *natsNode
 	engine *sfu.Engine
+	load   atomic.Pointer[signaling.Server] // for the cluster's load reports
+	clu    clusterJoin
 	sig    *signaling.Server
 	web    *webServer
 }
@@ -111,7 +113,9 @@ func (a *App) start() error {
 	if a.sig, err = a.newSignaling(); err != nil {
 		return err
 	}
+	a.load.Store(a.sig)
 	a.web.serve(a.sig.Handler())
+	a.startCluster()
 	return nil
 }
 
@@ -142,14 +146,15 @@ func (a *App) newSignaling() (*signaling.Server, error) {
 		}
 	}
 	sig, err := signaling.New(signaling.Options{
-		Engine:    a.engine,
-		Signer:    a.signer,
-		AuthMode:  signaling.AuthMode(a.cfg.Auth),
-		Logger:    a.log.With().Str("component", "signaling").Logger(),
-		Registry:  reg,
-		Web:       web.FS(),
-		Ready:     a.ready,
-		InviteTTL: a.cfg.InviteTTL,
+		Engine:      a.engine,
+		Signer:      a.signer,
+		AuthMode:    signaling.AuthMode(a.cfg.Auth),
+		Logger:      a.log.With().Str("component", "signaling").Logger(),
+		Registry:    reg,
+		Web:         web.FS(),
+		Ready:       a.ready,
+		InviteTTL:   a.cfg.InviteTTL,
+		MaxStudents: a.cfg.MaxStudents,
 		Recording: signaling.RecordingOptions{
 			Dir: filepath.Join(a.cfg.Data, "recordings"), All: a.cfg.Record,
 			Retention: a.cfg.RecordingRetention.Duration(), LinkTTL: a.cfg.LinkTTL(),
@@ -203,12 +208,14 @@ func (a *App) Shutdown(ctx context.Context) error {
 func (a *App) teardown(ctx context.Context) error {
 	a.stopping.Store(true)
 	var errs []error
+	a.clu.cancelJoin()
 	if a.sig != nil {
 		errs = append(errs, a.sig.Shutdown(ctx))
 	}
 	if a.web != nil {
 		errs = append(errs, a.web.shutdown(ctx))
 	}
+	errs = append(errs, a.clu.stop())
 	if a.engine != nil {
 		errs = append(errs, a.engine.Close())
 	}

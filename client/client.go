@@ -55,6 +55,10 @@ type Options struct {
 	// NoSubscribe leaves server offers unanswered: a participant that only
 	// talks on the websocket.
 	NoSubscribe bool
+	// Nodes are base URLs of other nodes of the same cluster, tried in
+	// turn when the one given to Dial cannot be reached. Once joined, the
+	// welcome's list of live nodes extends them for Reconnect.
+	Nodes []string
 }
 
 // Client is one participant's connection to a class.
@@ -77,10 +81,15 @@ type Client struct {
 	writerDone chan struct{}
 	wg         sync.WaitGroup // background work: closing peer connections
 
-	mu    sync.Mutex // guards everything below
-	state state
-	subs  map[string]*Subscription
-	pubs  map[string]*Publication
+	base  string // the node's base URL, set once before use
+	token string // set once before use
+
+	mu       sync.Mutex // guards everything below
+	state    state
+	nodes    []string  // from the last welcome: the cluster's live nodes
+	redirect *Redirect // the server's redirect, if it sent one
+	subs     map[string]*Subscription
+	pubs     map[string]*Publication
 	// pending publish requests, by request id, waiting for answer or error.
 	pending  map[string]*Publication
 	err      error
@@ -90,16 +99,30 @@ type Client struct {
 // Dial connects to the server at baseURL (http://host:port), joins with
 // token and returns once the server has sent welcome. A server that closes
 // instead (bad token, removed participant) gives a *CloseError.
+//
+// In a cluster, Dial follows a redirect to the node it names, and when
+// baseURL cannot be reached it tries Options.Nodes in turn
+// (docs/cluster.md). BaseURL tells which node the client joined.
 func Dial(ctx context.Context, baseURL, token string, opts Options) (*Client, error) {
+	if _, err := wsURL(baseURL); err != nil {
+		return nil, err
+	}
+	if opts.API == nil {
+		api, err := NewAPI(APIOptions{Logger: opts.Logger})
+		if err != nil {
+			return nil, err
+		}
+		opts.API = api
+	}
+	return dialNodes(ctx, candidates(baseURL, "", opts.Nodes), token, opts)
+}
+
+// dialOne connects to one node. A redirect before welcome comes back as a
+// *RedirectError.
+func dialOne(ctx context.Context, baseURL, token string, opts Options) (*Client, error) {
 	u, err := wsURL(baseURL)
 	if err != nil {
 		return nil, err
-	}
-	api := opts.API
-	if api == nil {
-		if api, err = NewAPI(APIOptions{Logger: opts.Logger}); err != nil {
-			return nil, err
-		}
 	}
 	// A Dialer of our own: the default one would honour proxy variables.
 	d := websocket.Dialer{HandshakeTimeout: writeTimeout}
@@ -108,9 +131,10 @@ func Dial(ctx context.Context, baseURL, token string, opts Options) (*Client, er
 		_ = resp.Body.Close()
 	}
 	if err != nil {
-		return nil, fmt.Errorf("client: dial %s: %w", u, err)
+		return nil, fmt.Errorf("%w: dial %s: %w", ErrUnreachable, u, err)
 	}
-	c := newClient(conn, api, opts)
+	c := newClient(conn, opts.API, opts)
+	c.base, c.token = normalizeBase(baseURL), token
 	if err := c.send(TypeJoin, "", joinData{Token: token}); err != nil {
 		c.Abort()
 		return nil, err
@@ -119,6 +143,9 @@ func Dial(ctx context.Context, baseURL, token string, opts Options) (*Client, er
 	case <-c.welcomed:
 		return c, nil
 	case <-c.done:
+		if r := c.Redirected(); r != nil {
+			return nil, &RedirectError{URL: r.URL, Reason: r.Reason, From: c.base}
+		}
 		return nil, c.Err()
 	case <-ctx.Done():
 		c.Abort()

@@ -18,6 +18,10 @@ var (
 	ErrNoTracks = errors.New("client: no tracks to publish")
 	// ErrMedia: a media file could not be read.
 	ErrMedia = errors.New("client: bad media file")
+	// ErrUnreachable: no websocket could be opened to a node.
+	ErrUnreachable = errors.New("client: node unreachable")
+	// ErrTooManyRedirects: nodes kept sending the client elsewhere.
+	ErrTooManyRedirects = errors.New("client: too many redirects")
 
 	// Server error codes (docs/protocol.md, "Error codes").
 	ErrBadRequest  = errors.New("bad_request")
@@ -68,6 +72,26 @@ func (e *CloseError) Error() string {
 // Is makes every CloseError match ErrClosed.
 func (e *CloseError) Is(target error) bool { return target == ErrClosed }
 
+// RedirectError is a redirect received before welcome: the server sent
+// the client from node From to the node at URL, then closed with
+// CloseRedirect.
+type RedirectError struct {
+	URL    string
+	Reason string
+	From   string
+}
+
+func (e *RedirectError) Error() string {
+	return fmt.Sprintf("redirected from %s to %s (%s)", e.From, e.URL, e.Reason)
+}
+
+// Is makes a RedirectError match ErrClosed, like the close that follows it.
+func (e *RedirectError) Is(target error) bool { return target == ErrClosed }
+
+// CloseCode is CloseRedirect, so CloseCode(err) reads the same as after a
+// redirect received while joined.
+func (e *RedirectError) closeCode() int { return CloseRedirect }
+
 // HTTPError is a non-success answer of the HTTP API.
 type HTTPError struct {
 	Status int
@@ -83,6 +107,10 @@ func CloseCode(err error) int {
 	var ce *CloseError
 	if errors.As(err, &ce) {
 		return ce.Code
+	}
+	var re *RedirectError
+	if errors.As(err, &re) {
+		return re.closeCode()
 	}
 	return 0
 }

@@ -30,6 +30,7 @@ const (
 	TypeParticipantUpdated = "participant_updated"
 	TypeRemoved            = "removed"
 	TypeShutdown           = "shutdown"
+	TypeRedirect           = "redirect"
 	TypeError              = "error"
 )
 
@@ -48,6 +49,17 @@ const (
 	CloseForbidden    = 4003
 	CloseRateLimited  = 4008
 	CloseReplaced     = 4009
+	// CloseRedirect follows a redirect message: the client is to join
+	// again on the node the message names (docs/cluster.md).
+	CloseRedirect = 4307
+)
+
+// Reasons a server gives in a redirect message.
+const (
+	// RedirectOrigin: the class's origin (the teacher's node) is elsewhere.
+	RedirectOrigin = "origin"
+	// RedirectCapacity: this node is full.
+	RedirectCapacity = "capacity"
 )
 
 // envelope is the one JSON object every message travels in.
@@ -90,6 +102,18 @@ type Welcome struct {
 	Streams      []Stream      `json:"streams"`
 	Live         bool          `json:"live"`
 	Chat         []Chat        `json:"chat"`
+	// Nodes are the base URLs of the live nodes of a cluster, this one
+	// included; a client falls back to them when its node fails.
+	Nodes []string `json:"nodes,omitempty"`
+	// Node is the id of the node that sent the welcome.
+	Node string `json:"node,omitempty"`
+}
+
+// Redirect sends the client to another node: the server closes with
+// CloseRedirect right after it.
+type Redirect struct {
+	URL    string `json:"url"`
+	Reason string `json:"reason"`
 }
 
 // Offer is a stream the server asks the client to receive.
@@ -152,7 +176,8 @@ type handData struct {
 
 // Event is one message received from the server. Data holds the decoded
 // payload: *Welcome, *Offer, *Answer, *ICE, *Stream, *StreamRef, *Live,
-// *Participant, *ParticipantRef, *Chat, *Reason or *ServerError, by Type.
+// *Participant, *ParticipantRef, *Chat, *Reason, *Redirect or
+// *ServerError, by Type.
 type Event struct {
 	Type string
 	RID  string
@@ -186,6 +211,8 @@ func decodeEvent(env envelope) (Event, error) {
 		target = &Chat{}
 	case TypeRemoved, TypeShutdown:
 		target = &Reason{}
+	case TypeRedirect:
+		target = &Redirect{}
 	case TypeError:
 		target = &ServerError{}
 	default:

@@ -51,6 +51,10 @@ func (c *Client) handle(ev Event) {
 		c.onStreamClosed(d.Stream)
 	case *ServerError:
 		c.onError(ev.RID, d)
+	case *Redirect:
+		c.mu.Lock()
+		c.redirect = d
+		c.mu.Unlock()
 	default:
 		c.mu.Lock()
 		c.state.apply(ev)
@@ -70,6 +74,9 @@ func (c *Client) onWelcome(w *Welcome) {
 		c.state.streams[s.Stream] = s
 	}
 	c.state.chat = append(c.state.chat, w.Chat...)
+	if len(w.Nodes) > 0 {
+		c.nodes = normalizeAll(w.Nodes)
+	}
 	c.mu.Unlock()
 	select {
 	case <-c.welcomed:

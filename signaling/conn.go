@@ -355,6 +355,11 @@ func (c *conn) join(d *joinData) {
 	c.claims, c.pid = claims, sfu.ParticipantID(claims.Participant)
 	c.log = c.s.log.With().Str("room", room).Str("participant", claims.Participant).
 		Str("role", string(claims.Role)).Logger()
+	var re *redirectError
+	if errors.As(c.s.route(claims.Role, sfu.RoomID(room)), &re) {
+		c.redirectWS(re)
+		return
+	}
 	if err := c.s.hub.join(c, sfu.RoomID(room)); err != nil {
 		c.log.Info().Err(err).Msg("signaling: join refused")
 		c.close(err, false)

@@ -77,6 +77,10 @@ var (
 	// since (If-Match, RFC 9725 4.3.1).
 	ErrStaleICE = errors.New("the ICE session has changed")
 
+	// ErrRedirected: another node of the cluster serves the participant
+	// (close 4307 after a redirect message, or HTTP 307).
+	ErrRedirected = errors.New("served by another node")
+
 	// ErrRecordingOff: the node records nothing (no recordings directory).
 	ErrRecordingOff = errors.New("recording is not enabled on this node")
 )
@@ -88,6 +92,7 @@ const (
 	closeForbidden    = 4003
 	closeRateLimited  = 4008
 	closeReplaced     = 4009
+	closeRedirected   = 4307
 )
 
 // httpStatus maps an error to the status of an HTTP answer.
@@ -136,6 +141,8 @@ func closeCode(err error) int {
 		return closeRateLimited
 	case errors.Is(err, ErrReplaced):
 		return closeReplaced
+	case errors.Is(err, ErrRedirected):
+		return closeRedirected
 	case errors.Is(err, ErrSlowConsumer):
 		// RFC 6455 section 7.4.1: 1008 is the generic policy violation.
 		return websocket.ClosePolicyViolation

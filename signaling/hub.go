@@ -39,12 +39,7 @@ func (h *hub) join(c *conn, id sfu.RoomID) error {
 		h.mu.Unlock()
 		return ErrBanned
 	}
-	r := h.rooms[id]
-	if r == nil {
-		r = newRoom(h.s, id)
-		h.rooms[id] = r
-		r.log.Info().Msg("signaling: class opened")
-	}
+	r := h.openLocked(id)
 	toClose := r.join(c)
 	h.mu.Unlock()
 	closeAll(toClose)
@@ -52,15 +47,36 @@ func (h *hub) join(c *conn, id sfu.RoomID) error {
 	return nil
 }
 
-// dropIfEmpty forgets a class nobody is in any more.
+// openLocked returns the class, creating it if needed; in a cluster a new
+// class subscribes to the class's events from other nodes.
+func (h *hub) openLocked(id sfu.RoomID) *room {
+	r := h.rooms[id]
+	if r == nil {
+		r = newRoom(h.s, id)
+		h.rooms[id] = r
+		r.log.Info().Msg("signaling: class opened")
+		if l := h.s.link(); l != nil {
+			l.opened(r)
+		}
+	}
+	return r
+}
+
+// dropIfEmpty forgets a class nobody is in any more; in a cluster its
+// relays end and its subscription closes.
 func (h *hub) dropIfEmpty(r *room) {
 	h.mu.Lock()
-	defer h.mu.Unlock()
+	dropped := false
 	r.mu.Lock()
-	defer r.mu.Unlock()
 	if len(r.members) == 0 && h.rooms[r.id] == r {
 		delete(h.rooms, r.id)
+		dropped = true
 		r.log.Info().Msg("signaling: class closed")
+	}
+	r.mu.Unlock()
+	h.mu.Unlock()
+	if l := h.s.link(); dropped && l != nil {
+		l.closed(r)
 	}
 }
 
@@ -69,12 +85,19 @@ func (h *hub) shutdown() {
 	h.mu.Lock()
 	h.closed = true
 	var toClose []io.Closer
+	rooms := make([]*room, 0, len(h.rooms))
 	for id, r := range h.rooms {
 		toClose = append(toClose, r.shutdown()...)
 		delete(h.rooms, id)
+		rooms = append(rooms, r)
 	}
 	h.mu.Unlock()
 	closeAll(toClose)
+	if l := h.s.link(); l != nil {
+		for _, r := range rooms {
+			l.closed(r)
+		}
+	}
 }
 
 // roomStats is what the metrics read of the hub at scrape time.

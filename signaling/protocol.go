@@ -39,6 +39,7 @@ const (
 	typeRecord             = "record"
 	typeRecording          = "recording"
 	typeRecordingFailed    = "recording_failed"
+	typeRedirect           = "redirect"
 )
 
 // Stream labels.
@@ -331,6 +332,14 @@ type (
 		Live         bool              `json:"live"`
 		Chat         []chatMsg         `json:"chat"`
 		Recording    recordingData     `json:"recording"`
+		// Node and Nodes: this node's id and the live nodes' base URLs,
+		// in a cluster only (docs/protocol.md).
+		Node  string   `json:"node,omitempty"`
+		Nodes []string `json:"nodes,omitempty"`
+	}
+	redirectData struct {
+		URL    string `json:"url"`
+		Reason string `json:"reason"`
 	}
 	offerData struct {
 		Stream string `json:"stream"`

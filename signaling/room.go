@@ -31,6 +31,10 @@ type room struct {
 	// connections without a websocket. One is a member only while no other
 	// connection of its participant is.
 	headless map[*conn]*session
+	// remote are the class's participants on other nodes (cluster.go),
+	// listed with the local ones; csub is the class's event subscription.
+	remote map[sfu.ParticipantID]*remoteMember
+	csub   io.Closer
 }
 
 // member is a participant; it outlives a connection replaced by a newer one.
@@ -47,6 +51,7 @@ func newRoom(s *Server, id sfu.RoomID) *room {
 		members:  map[sfu.ParticipantID]*member{},
 		streams:  map[sfu.StreamID]*stream{},
 		headless: map[*conn]*session{},
+		remote:   map[sfu.ParticipantID]*remoteMember{},
 	}
 }
 
@@ -67,6 +72,7 @@ func (r *room) join(c *conn) []io.Closer {
 		old.close(ErrReplaced, false)
 		old.log.Info().Msg("signaling: replaced by a new connection")
 	} else if !replaced {
+		delete(r.remote, c.pid) // it moved here from another node
 		r.seq++
 		m = &member{seq: r.seq, info: participantInfo{ID: string(c.pid), Role: string(c.claims.Role)}}
 		r.members[c.pid] = m
@@ -80,6 +86,7 @@ func (r *room) join(c *conn) []io.Closer {
 			typ = typeParticipantUpdated
 		}
 		r.broadcastLocked(encode(typ, "", m.info), c)
+		r.mirrorLocked(clusterEvent{Type: evJoined, Participant: &m.info})
 	}
 	return toClose
 }
@@ -97,9 +104,15 @@ func (r *room) welcomeLocked(me *member) welcomeData {
 			ms = append(ms, m)
 		}
 	}
+	for _, rm := range r.remote {
+		ms = append(ms, &member{seq: rm.seq, info: rm.info})
+	}
 	sort.Slice(ms, func(i, j int) bool { return ms[i].seq < ms[j].seq })
 	for _, m := range ms {
 		w.Participants = append(w.Participants, m.info)
+	}
+	if l := r.s.link(); l != nil {
+		w.Node, w.Nodes = string(l.self), l.nodeURLs()
 	}
 	for _, st := range r.readyStreamsLocked() {
 		w.Streams = append(w.Streams, st.info(string(st.serverID)))
@@ -134,6 +147,7 @@ func (r *room) removeMemberLocked(m *member) {
 	delete(r.members, sfu.ParticipantID(m.info.ID))
 	if m.listed() {
 		r.broadcastLocked(encode(typeParticipantLeft, "", participantRefOut{ID: m.info.ID}), nil)
+		r.mirrorLocked(clusterEvent{Type: evLeft, Participant: &participantInfo{ID: m.info.ID}})
 	}
 }
 
@@ -198,6 +212,7 @@ func (r *room) postChat(c *conn, text string) error {
 		r.chat = append(r.chat[:0:0], r.chat[len(r.chat)-chatHistory:]...)
 	}
 	r.broadcastLocked(encode(typeChat, "", msg), nil)
+	r.mirrorLocked(clusterEvent{Type: evChat, Chat: &msg})
 	return nil
 }
 
@@ -214,12 +229,14 @@ func (r *room) setHand(c *conn, raised bool) error {
 	if m.info.Hand != raised {
 		m.info.Hand = raised
 		r.broadcastLocked(encode(typeParticipantUpdated, "", m.info), nil)
+		r.mirrorLocked(clusterEvent{Type: evUpdated, Participant: &m.info})
 	}
 	return nil
 }
 
 // moderate runs a teacher's (or operator's) lower_hand, invite, revoke or
-// remove on a student.
+// remove on a student. A student on another node of the class is
+// moderated by that node (cluster.go).
 func (r *room) moderate(c *conn, typ string, target sfu.ParticipantID) error {
 	if c.claims.Role != auth.RoleTeacher && c.claims.Role != auth.RoleOperator {
 		return fmt.Errorf("%w: only teachers moderate", ErrForbidden)
@@ -227,13 +244,23 @@ func (r *room) moderate(c *conn, typ string, target sfu.ParticipantID) error {
 	r.mu.Lock()
 	m := r.members[target]
 	if m == nil || !m.listed() {
+		err := r.moderateRemoteLocked(typ, target)
 		r.mu.Unlock()
-		return fmt.Errorf("%w: no participant %.64q", ErrNotFound, target)
+		return err
 	}
 	if m.info.Role != string(auth.RoleStudent) {
 		r.mu.Unlock()
 		return fmt.Errorf("%w: only students are moderated", ErrForbidden)
 	}
+	toClose := r.applyModerationLocked(m, typ)
+	r.mu.Unlock()
+	closeAll(toClose)
+	c.log.Info().Str("action", typ).Str("target", string(target)).Msg("signaling: moderation")
+	return nil
+}
+
+// applyModerationLocked changes a local student; it returns the peers to close.
+func (r *room) applyModerationLocked(m *member, typ string) []io.Closer {
 	var toClose []io.Closer
 	changed := true
 	switch typ {
@@ -254,11 +281,9 @@ func (r *room) moderate(c *conn, typ string, target sfu.ParticipantID) error {
 	}
 	if changed {
 		r.broadcastLocked(encode(typeParticipantUpdated, "", m.info), nil)
+		r.mirrorLocked(clusterEvent{Type: evUpdated, Participant: &m.info})
 	}
-	r.mu.Unlock()
-	closeAll(toClose)
-	c.log.Info().Str("action", typ).Str("target", string(target)).Msg("signaling: moderation")
-	return nil
+	return toClose
 }
 
 // removeLocked bans a participant from the class and closes it with 4003.

@@ -17,6 +17,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"lectern/auth"
+	"lectern/cluster"
 	"lectern/sfu"
 )
 
@@ -69,6 +70,12 @@ type Options struct {
 	ICEServers []webrtc.ICEServer
 	// Recording configures recordings (docs/recording.md); zero: off.
 	Recording RecordingOptions
+	// Cluster is this node's part of a cluster of nodes (docs/scaling.md);
+	// nil: a node on its own.
+	Cluster *cluster.Node
+	// MaxStudents is how many students this node takes before sending
+	// new ones to other nodes of the cluster (0: no limit).
+	MaxStudents int
 }
 
 // timings are the protocol's clocks (docs/protocol.md, "Transport");
@@ -97,6 +104,7 @@ type Server struct {
 	closing  atomic.Bool
 	sessions sessionTable // WHIP and WHEP sessions
 	rec      *recManager
+	cl       atomic.Pointer[clusterLink] // nil without a cluster
 
 	connsMu sync.Mutex // leaf lock
 	conns   map[*conn]struct{}
@@ -143,6 +151,11 @@ func New(opts Options) (*Server, error) {
 	}
 	s.mux = s.routes()
 	s.tasks.start(s.sampleBitrates)
+	if opts.Cluster != nil {
+		if err := s.JoinCluster(opts.Cluster); err != nil {
+			return nil, err
+		}
+	}
 	if s.rec.enabled() && opts.Recording.Retention > 0 {
 		s.tasks.start(s.rec.sweepLoop)
 	}
@@ -162,6 +175,8 @@ func (s *Server) routes() *http.ServeMux {
 	m.HandleFunc("GET /ws", s.serveWS)
 	s.httpMediaRoutes(m)
 	s.recordingRoutes(m)
+	m.HandleFunc("GET /api/nodes", s.listNodes)
+	m.HandleFunc("GET /api/rooms", s.listRooms)
 	m.HandleFunc("GET /healthz", s.healthz)
 	m.HandleFunc("GET /readyz", s.readyz)
 	m.Handle("GET /metrics", promhttp.HandlerFor(s.opts.Registry, promhttp.HandlerOpts{}))
@@ -175,6 +190,9 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		return s.tasks.wait(ctx)
 	}
 	s.log.Info().Msg("signaling: shutting down")
+	if l := s.link(); l != nil {
+		l.shutdown()
+	}
 	s.hub.shutdown()
 	s.rec.shutdown()
 	for _, c := range s.connSnapshot() {

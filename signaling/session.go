@@ -189,22 +189,19 @@ func (h *hub) joinHeadless(x *session, id sfu.RoomID, info participantInfo) erro
 	if h.bans.banned(id, c.pid) {
 		return ErrBanned
 	}
-	r := h.rooms[id]
-	if r == nil {
-		r = newRoom(h.s, id)
-		h.rooms[id] = r
-		r.log.Info().Msg("signaling: class opened")
-	}
+	r := h.openLocked(id)
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	c.room, x.room = r, r
 	r.headless[c] = x
 	if r.members[c.pid] == nil {
+		delete(r.remote, c.pid)
 		r.seq++
 		m := &member{seq: r.seq, conn: c, info: info}
 		r.members[c.pid] = m
 		if m.listed() {
 			r.broadcastLocked(encode(typeParticipantJoined, "", m.info), c)
+			r.mirrorLocked(clusterEvent{Type: evJoined, Participant: &m.info})
 		}
 	}
 	c.log.Info().Msg("signaling: joined over " + string(x.kind))
@@ -227,7 +224,7 @@ func (h *hub) teacherLive(id sfu.RoomID) bool {
 // teacherCameraLocked: a teacher camera stream exists (ready or not).
 func (r *room) teacherCameraLocked() bool {
 	for _, st := range r.streams {
-		if st.teacher && st.label == labelCamera && !st.ended {
+		if st.teacher && st.label == labelCamera && !st.ended && !st.relay {
 			return true
 		}
 	}
@@ -262,7 +259,7 @@ func (r *room) banHeadlessLocked(pid sfu.ParticipantID) []io.Closer {
 // whipLiveLocked: a WHIP publisher is the class's teacher camera.
 func (r *room) whipLiveLocked() bool {
 	for _, st := range r.streams {
-		if st.owner.headless() && st.teacher && st.label == labelCamera && !st.ended {
+		if st.owner.headless() && st.teacher && st.label == labelCamera && !st.ended && !st.relay {
 			return true
 		}
 	}

@@ -10,6 +10,7 @@ import (
 	"github.com/pion/webrtc/v4"
 
 	"lectern/auth"
+	"lectern/cluster"
 	"lectern/sfu"
 )
 
@@ -38,6 +39,11 @@ type stream struct {
 	ready    bool
 	ended    bool
 	subs     map[*conn]*subscription
+	// relay: pulled from relayFrom, the node where the teacher publishes
+	// (cluster_relay.go); outs: relays other nodes pull of this stream.
+	relay     bool
+	relayFrom cluster.NodeID
+	outs      map[*sfu.Viewer]struct{}
 }
 
 // subscription is one viewer's subscriber peer connection to a stream.
@@ -237,9 +243,14 @@ func (r *room) markReady(st *stream) {
 	r.updateLiveLocked()
 	tracks := append([]*sfu.Track(nil), st.tracks...)
 	whep := r.whepSessionsLocked(st)
+	r.mirrorStreamLocked(st, true)
+	replaced := r.endRelaysLocked(st)
 	r.mu.Unlock()
+	closeAll(replaced)
 	st.owner.log.Info().Str("stream", st.clientID).Int("tracks", len(tracks)).Msg("signaling: stream ready")
-	r.s.rec.streamReady(r.id, st, tracks)
+	if !st.relay {
+		r.s.rec.streamReady(r.id, st, tracks)
+	}
 	r.s.tasks.start(func() {
 		for _, x := range whep {
 			x.follow()
@@ -378,13 +389,18 @@ func (r *room) endStreamLocked(st *stream) []io.Closer {
 		toClose = append(toClose, sub.sub)
 	}
 	st.subs = nil
+	for v := range st.outs {
+		toClose = append(toClose, v)
+	}
+	st.outs = nil
 	if st.answered {
 		st.owner.sendMsg(typeStreamClosed, "", streamRef{Stream: st.clientID})
 	}
 	if st.ready {
 		r.broadcastLocked(encode(typeStreamClosed, "", streamRef{Stream: string(st.serverID)}), st.owner)
 		r.updateLiveLocked()
-		if st.teacher && st.label == labelScreen {
+		r.mirrorStreamLocked(st, false)
+		if st.teacher && st.label == labelScreen && !st.relay {
 			r.s.tasks.start(func() { r.s.rec.streamEnded(r.id, st) })
 		}
 	}

@@ -31,6 +31,9 @@ func (s *Server) whepPost(w http.ResponseWriter, r *http.Request) {
 	}
 	defer s.tasks.exit()
 	x, answer, err := s.startWHEP(w, r)
+	if writeRedirect(w, r, err) {
+		return
+	}
 	if err != nil {
 		writeMediaError(w, err)
 		return
@@ -49,6 +52,9 @@ func (s *Server) startWHEP(w http.ResponseWriter, r *http.Request) (*session, st
 	}
 	label, err := whepLabel(r)
 	if err != nil {
+		return nil, "", err
+	}
+	if err := s.route(auth.RoleStudent, sfu.RoomID(room)); err != nil {
 		return nil, "", err
 	}
 	body, err := readBody(w, r, ctypeSDP, ErrNotSDP, maxSDPLen)

@@ -28,6 +28,9 @@ func (s *Server) whipPost(w http.ResponseWriter, r *http.Request) {
 	}
 	defer s.tasks.exit()
 	x, answer, err := s.startWHIP(w, r)
+	if writeRedirect(w, r, err) {
+		return
+	}
 	if err != nil {
 		writeMediaError(w, err)
 		return
@@ -46,6 +49,9 @@ func (s *Server) startWHIP(w http.ResponseWriter, r *http.Request) (*session, st
 	}
 	if claims.Role != auth.RoleTeacher {
 		return nil, "", fmt.Errorf("%w: only the class's teacher publishes over WHIP", ErrForbidden)
+	}
+	if err := s.route(claims.Role, sfu.RoomID(room)); err != nil {
+		return nil, "", err
 	}
 	body, err := readBody(w, r, ctypeSDP, ErrNotSDP, maxSDPLen)
 	if err != nil {

@@ -6,8 +6,27 @@
 // jitter. Closes that a retry cannot fix are final: 1000 (left), 4001 (bad
 // or expired token), 4003 (forbidden or removed), 4009 (replaced by another
 // connection of the same participant).
+//
+// Several nodes (docs/cluster.md): a `redirect` {url, reason}, followed by
+// close 4307, sends the page to the same class on the node at url. When
+// the page's own node stays unreachable (FAILOVER_AFTER failed attempts in
+// a row), each further attempt first probes the next node of the last
+// welcome's `nodes`, round-robin, and moves there once one answers. The
+// page moves rather than opening a socket to another host: nodes serve the
+// same pages and accept websockets from their own origin only.
+
+import { decodeClaims } from './token.js';
 
 export const FINAL_CLOSE_CODES = new Set([1000, 4001, 4003, 4009]);
+export const CLOSE_REDIRECT = 4307;
+
+// Failed attempts on the page's node before other nodes are tried.
+export const FAILOVER_AFTER = 3;
+// A chain of redirects longer than this stops being followed (two nodes
+// that disagree about a class's origin must not bounce a tab forever); the
+// count travels in the fragment as `moved` and is dropped once welcomed.
+export const MAX_MOVES = 4;
+const PROBE_TIMEOUT_MS = 3000;
 
 const BACKOFF_MIN_MS = 1000;
 const BACKOFF_MAX_MS = 15000;
@@ -32,14 +51,67 @@ export function socketURL(loc = location) {
   return `${scheme}//${loc.host}/ws`;
 }
 
+// nodeBase returns an http(s) node URL's origin, or '' for anything else
+// (a server must not be able to send the page to a javascript: URL).
+export function nodeBase(url) {
+  try {
+    const u = new URL(url);
+    return u.protocol === 'http:' || u.protocol === 'https:' ? u.origin : '';
+  } catch {
+    return '';
+  }
+}
+
+// movedLocation is this page (path, query, fragment) on the node at base.
+// The fragment's token becomes the one the socket joins with: for a student
+// who came with a class invite that is the personal token, which the other
+// origin's sessionStorage does not hold, so identity survives the move; the
+// invite itself stays as `invite` so an expired session can join again.
+export function movedLocation(base, token, loc = location) {
+  const params = new URLSearchParams(loc.hash.replace(/^#/, ''));
+  const linkToken = params.get('token');
+  if (linkToken && linkToken !== token && decodeClaims(linkToken)?.inv) params.set('invite', linkToken);
+  params.set('token', token);
+  params.set('moved', String(movedCount(loc) + 1));
+  return `${base}${loc.pathname}${loc.search}#${params.toString()}`;
+}
+
+export function movedCount(loc = location) {
+  const n = Number(new URLSearchParams(loc.hash.replace(/^#/, '')).get('moved'));
+  return Number.isInteger(n) && n > 0 ? n : 0;
+}
+
+// probeNode resolves true when the node answers HTTP at all. An opaque
+// (no-cors) answer is enough: the question is reachability, and the page
+// then loads from that node, which checks everything again.
+export async function probeNode(base) {
+  try {
+    await fetch(`${base}/readyz`, { mode: 'no-cors', cache: 'no-store', signal: AbortSignal.timeout(PROBE_TIMEOUT_MS) });
+    return true;
+  } catch {
+    return false;
+  }
+}
+
 // Signal owns the websocket. onMessage gets every server envelope;
 // onStatus gets {state: 'connecting'|'reconnecting'|'closed', code, reason, delay}.
+// navigate and probe are the page's location.assign and probeNode (tests
+// replace them).
 export class Signal {
-  constructor({ url, token, onMessage, onStatus }) {
+  constructor({
+    url, token, onMessage, onStatus, navigate = (u) => location.assign(u), probe = probeNode, loc = location,
+  }) {
     this.url = url;
     this.token = token;
     this.onMessage = onMessage;
     this.onStatus = onStatus;
+    this.navigate = navigate;
+    this.probe = probe;
+    this.loc = loc;
+    this.nodes = []; // other nodes' base URLs, from the last welcome
+    this.nextNode = 0;
+    this.redirect = '';
+    this.moving = false;
     this.ws = null;
     this.joined = false;
     this.stopped = false;
@@ -88,8 +160,40 @@ export class Signal {
     if (msg.type === 'welcome') {
       this.joined = true;
       this.attempt = 0;
+      this.learnNodes(msg.data?.nodes);
+      this.forgetMoves();
+    }
+    if (msg.type === 'redirect') {
+      this.redirect = nodeBase(msg.data?.url);
+      return; // close 4307 follows; closed() moves the page
     }
     this.onMessage(msg);
+  }
+
+  // learnNodes keeps the other nodes' bases, this page's own left out.
+  learnNodes(nodes) {
+    if (!Array.isArray(nodes)) return;
+    const own = this.loc.origin;
+    this.nodes = [...new Set(nodes.map(nodeBase))].filter((b) => b && b !== own);
+    this.nextNode = 0;
+  }
+
+  // forgetMoves drops the redirect count from the address once a node has
+  // welcomed the page, so later, unrelated moves start again from zero.
+  forgetMoves() {
+    if (!movedCount(this.loc) || typeof history === 'undefined') return;
+    const params = new URLSearchParams(this.loc.hash.replace(/^#/, ''));
+    params.delete('moved');
+    history.replaceState(history.state, '', `${this.loc.pathname}${this.loc.search}#${params.toString()}`);
+  }
+
+  // moveTo takes the page to the same class on the node at base.
+  moveTo(base, code, reason) {
+    this.moving = true;
+    this.stopped = true;
+    clearTimeout(this.retryTimer);
+    this.onStatus({ state: 'reconnecting', code, reason, delay: 0 });
+    this.navigate(movedLocation(base, this.token, this.loc));
   }
 
   closed(ws, ev) {
@@ -99,19 +203,45 @@ export class Signal {
     this.queue = [];
     clearTimeout(this.flushTimer);
     this.flushTimer = 0;
+    if (this.moving) return;
     if (this.stopped || FINAL_CLOSE_CODES.has(ev.code)) {
       this.onStatus({ state: 'closed', code: this.stopped && ev.code !== 4009 ? 1000 : ev.code, reason: ev.reason });
       return;
     }
+    const target = this.redirect;
+    this.redirect = '';
+    if (target && movedCount(this.loc) < MAX_MOVES) {
+      this.moveTo(target, ev.code, 'redirect');
+      return;
+    }
     const delay = backoffDelay(this.attempt++);
-    this.retryTimer = setTimeout(() => this.connect(), delay);
+    this.retryTimer = setTimeout(() => this.retry(), delay);
     this.onStatus({ state: 'reconnecting', code: ev.code, reason: ev.reason, delay });
+  }
+
+  // retry reconnects to this page's node, or, once it has failed
+  // FAILOVER_AFTER times in a row, first probes the next other node and
+  // moves there when it answers. Probes go round-robin, one per attempt,
+  // so they follow the same backoff as the reconnects.
+  async retry() {
+    this.retryTimer = 0;
+    if (this.attempt >= FAILOVER_AFTER && this.nodes.length) {
+      const base = this.nodes[this.nextNode++ % this.nodes.length];
+      if (await this.probe(base)) {
+        if (!this.stopped) this.moveTo(base, 0, 'failover');
+        return;
+      }
+    }
+    if (!this.stopped) this.connect();
   }
 
   // retryNow skips the rest of a backoff wait (the "Retry now" button, or
   // the browser coming back online).
   retryNow() {
-    if (this.retryTimer && !this.stopped) this.connect();
+    if (this.retryTimer && !this.stopped) {
+      clearTimeout(this.retryTimer);
+      this.retry();
+    }
   }
 
   // send queues one request and returns its rid, or null when not joined:

@@ -70,11 +70,27 @@ function boot() {
     startFromInvite();
     return;
   }
+  if (movedFromInvite(token, claims)) return;
   if (isExpired(claims)) {
     view.notice(NOTICES.expired);
     return;
   }
   enter(token, claims);
+}
+
+// movedFromInvite: a student who came with an invite and was moved to this
+// node by another (protocol.js, movedLocation) carries the personal token
+// as `token` and the invite as `invite`. The personal token is stored for
+// this origin, so reloads keep the participant, and the invite stays at
+// hand for when the session ends (4001).
+function movedFromInvite(token, claims) {
+  const inviteToken = new URLSearchParams(location.hash.replace(/^#/, '')).get('invite') ?? '';
+  const inviteClaims = decodeClaims(inviteToken);
+  if (!inviteClaims?.inv || inviteClaims.room !== claims.room || claims.role !== 'student') return false;
+  invite = { token: inviteToken, claims: inviteClaims };
+  savePersonalToken(claims.room, token);
+  startFromInvite();
+  return true;
 }
 
 // startFromInvite reuses this tab's personal token (a reload keeps the same

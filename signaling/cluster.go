@@ -1,0 +1,370 @@
+package signaling
+
+// The cluster glue: with Options.Cluster set, the classes of this node are
+// parts of classes spread over several nodes (docs/scaling.md). This file
+// mirrors classroom events over the cluster's Bus, so that chat, hands,
+// participant lists and moderation cover the whole class; cluster_relay.go
+// pulls the teacher's streams from the node where the teacher publishes;
+// cluster_route.go decides which node serves a participant. Without a
+// cluster none of it runs: s.cl is nil and every hook returns at once.
+//
+// Lock order: the Bus handler takes hub.mu and room.mu like any other
+// caller; Bus.Publish (a buffered NATS publish that never waits for a
+// subscriber) is called with room.mu held so that events leave in the
+// order the room made them. clusterLink.mu is a leaf.
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"sync"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"lectern/auth"
+	"lectern/cluster"
+	"lectern/sfu"
+)
+
+// Cluster event types: the protocol's own payloads, wrapped.
+const (
+	evHello    = "hello"    // a node now carries the class: tell it your state
+	evJoined   = "joined"   // Participant joined (or changed node)
+	evUpdated  = "updated"  // Participant changed (hand, permission)
+	evLeft     = "left"     // Participant.ID left
+	evChat     = "chat"     // Chat was posted
+	evModerate = "moderate" // Action on Target, for the node that has it
+	evStream   = "stream"   // a teacher stream is ready (Ready) or ended
+)
+
+// remoteSweep is how often participants of dead nodes are looked for.
+const remoteSweep = time.Second
+
+// clusterEvent is one classroom event between the nodes of a class.
+type clusterEvent struct {
+	Type        string           `json:"type"`
+	Participant *participantInfo `json:"participant,omitempty"`
+	Chat        *chatMsg         `json:"chat,omitempty"`
+	Action      string           `json:"action,omitempty"`
+	Target      string           `json:"target,omitempty"`
+	Stream      *streamInfo      `json:"stream,omitempty"`
+	Ready       bool             `json:"ready,omitempty"`
+}
+
+// remoteMember is a participant of the class on another node.
+type remoteMember struct {
+	info participantInfo
+	node cluster.NodeID
+	seq  uint64
+}
+
+// clusterLink is this server's part of the cluster.
+type clusterLink struct {
+	s    *Server
+	node *cluster.Node
+	self cluster.NodeID
+	max  int // students this node takes (0: no limit)
+	log  zerolog.Logger
+	stop chan struct{}
+	once sync.Once
+}
+
+func newClusterLink(s *Server, n *cluster.Node, maxStudents int) *clusterLink {
+	l := &clusterLink{
+		s: s, node: n, self: n.Registry.Self().ID, max: maxStudents,
+		log: s.log.With().Str("component", "cluster").Logger(), stop: make(chan struct{}),
+	}
+	return l
+}
+
+// JoinCluster makes this server a node of a cluster (docs/scaling.md):
+// from then on classes opened here share their events with the other
+// nodes, teacher streams are relayed between nodes and joins may be sent
+// to other nodes. A node joins once; classes already open stay local.
+func (s *Server) JoinCluster(n *cluster.Node) error {
+	l := newClusterLink(s, n, s.opts.MaxStudents)
+	if !s.cl.CompareAndSwap(nil, l) {
+		return fmt.Errorf("signaling: already in a cluster")
+	}
+	if err := l.start(); err != nil {
+		return fmt.Errorf("signaling: cluster: %w", err)
+	}
+	return nil
+}
+
+// link is the cluster glue, nil while the node is on its own.
+func (s *Server) link() *clusterLink { return s.cl.Load() }
+
+// start answers relay requests and sweeps out participants of dead nodes.
+func (l *clusterLink) start() error {
+	if err := l.node.Bus.HandleRelay(l.serveRelay); err != nil {
+		return err
+	}
+	l.s.tasks.start(l.sweepLoop)
+	return nil
+}
+
+func (l *clusterLink) shutdown() { l.once.Do(func() { close(l.stop) }) }
+
+// opened subscribes a new local class to its events and asks the other
+// nodes carrying it for their state. Called with hub.mu held.
+func (l *clusterLink) opened(r *room) {
+	id := r.id
+	sub, err := l.node.Bus.Subscribe(id, func(from cluster.NodeID, data []byte) { l.onEvent(id, from, data) })
+	if err != nil {
+		r.log.Warn().Err(err).Msg("signaling: class events of other nodes unavailable")
+		return
+	}
+	r.csub = sub
+	l.publish(id, clusterEvent{Type: evHello})
+}
+
+// closed ends a class that left this node: its relays end, its
+// subscription closes and, on its origin, the directory entry goes.
+func (l *clusterLink) closed(r *room) {
+	r.mu.Lock()
+	var toClose []io.Closer
+	for _, st := range r.streams {
+		if st.relay {
+			toClose = append(toClose, r.endStreamLocked(st)...)
+		}
+	}
+	r.remote = map[sfu.ParticipantID]*remoteMember{}
+	sub := r.csub
+	r.csub = nil
+	r.mu.Unlock()
+	closeAll(toClose)
+	if sub != nil {
+		_ = sub.Close()
+	}
+	l.s.tasks.start(func() {
+		if l.s.hub.lookup(r.id) != nil {
+			return // the class came back meanwhile
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = l.node.Directory.Release(ctx, r.id) // ErrNotOwner: another node's class
+	})
+}
+
+func (l *clusterLink) publish(id sfu.RoomID, ev clusterEvent) {
+	b, err := json.Marshal(ev)
+	if err != nil {
+		return
+	}
+	if err := l.node.Bus.Publish(id, b); err != nil {
+		l.log.Debug().Err(err).Str("room", string(id)).Msg("signaling: class event not sent")
+	}
+}
+
+// mirrorLocked sends one event of r to the other nodes of the class.
+func (r *room) mirrorLocked(ev clusterEvent) {
+	if l := r.s.link(); l != nil && r.csub != nil {
+		l.publish(r.id, ev)
+	}
+}
+
+// mirrorStreamLocked tells the other nodes that a teacher stream
+// published here is ready or ended: they pull it from here.
+func (r *room) mirrorStreamLocked(st *stream, ready bool) {
+	if !st.teacher || st.relay {
+		return
+	}
+	info := st.info(string(st.serverID))
+	r.mirrorLocked(clusterEvent{Type: evStream, Stream: &info, Ready: ready})
+}
+
+// onEvent applies an event from another node to the local class.
+func (l *clusterLink) onEvent(id sfu.RoomID, from cluster.NodeID, data []byte) {
+	var ev clusterEvent
+	if err := json.Unmarshal(data, &ev); err != nil {
+		l.log.Debug().Err(err).Msg("signaling: malformed class event")
+		return
+	}
+	r := l.s.hub.lookup(id)
+	if r == nil {
+		return
+	}
+	switch ev.Type {
+	case evHello:
+		r.sendState()
+	case evJoined, evUpdated:
+		if ev.Participant != nil {
+			r.remoteJoined(from, *ev.Participant)
+		}
+	case evLeft:
+		if ev.Participant != nil {
+			r.remoteLeft(from, sfu.ParticipantID(ev.Participant.ID))
+		}
+	case evChat:
+		if ev.Chat != nil {
+			r.remoteChat(*ev.Chat)
+		}
+	case evModerate:
+		r.remoteModerate(ev.Action, sfu.ParticipantID(ev.Target))
+	case evStream:
+		if ev.Stream != nil {
+			l.streamEvent(r, from, *ev.Stream, ev.Ready)
+		}
+	}
+}
+
+// sendState answers a hello: the local participants and the teacher
+// streams published here.
+func (r *room) sendState() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, m := range r.members {
+		if m.listed() {
+			r.mirrorLocked(clusterEvent{Type: evJoined, Participant: &m.info})
+		}
+	}
+	for _, st := range r.readyStreamsLocked() {
+		r.mirrorStreamLocked(st, true)
+	}
+}
+
+func (r *room) remoteJoined(from cluster.NodeID, info participantInfo) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if m := r.members[sfu.ParticipantID(info.ID)]; m != nil && !m.conn.headless() {
+		return // connected here: this node's word is the one that counts
+	}
+	rm := r.remote[sfu.ParticipantID(info.ID)]
+	typ := typeParticipantUpdated
+	if rm == nil {
+		r.seq++
+		rm = &remoteMember{seq: r.seq}
+		r.remote[sfu.ParticipantID(info.ID)] = rm
+		typ = typeParticipantJoined
+	}
+	if rm.info == info && rm.node == from {
+		return
+	}
+	rm.info, rm.node = info, from
+	r.broadcastLocked(encode(typ, "", info), nil)
+}
+
+func (r *room) remoteLeft(from cluster.NodeID, id sfu.ParticipantID) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if rm := r.remote[id]; rm != nil && rm.node == from {
+		delete(r.remote, id)
+		if r.members[id] == nil {
+			r.broadcastLocked(encode(typeParticipantLeft, "", participantRefOut{ID: string(id)}), nil)
+		}
+	}
+}
+
+func (r *room) remoteChat(msg chatMsg) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.chat = append(r.chat, msg)
+	if len(r.chat) > chatHistory {
+		r.chat = append(r.chat[:0:0], r.chat[len(r.chat)-chatHistory:]...)
+	}
+	r.broadcastLocked(encode(typeChat, "", msg), nil)
+}
+
+// moderateRemoteLocked sends a teacher's action on a student of another
+// node to that node; not_found when nobody in the class has the id.
+func (r *room) moderateRemoteLocked(typ string, target sfu.ParticipantID) error {
+	rm := r.remote[target]
+	if rm == nil || r.csub == nil {
+		return errNoParticipant(target)
+	}
+	if rm.info.Role != string(auth.RoleStudent) {
+		return errOnlyStudents
+	}
+	if typ == typeRemove {
+		r.s.hub.bans.add(r.id, target)
+	}
+	r.mirrorLocked(clusterEvent{Type: evModerate, Action: typ, Target: string(target)})
+	return nil
+}
+
+// remoteModerate runs an action decided on another node; a removal bans
+// the participant here too, so that it cannot come back through this node.
+func (r *room) remoteModerate(typ string, target sfu.ParticipantID) {
+	switch typ {
+	case typeLowerHand, typeInvite, typeRevoke, typeRemove:
+	default:
+		return
+	}
+	if typ == typeRemove {
+		r.s.hub.bans.add(r.id, target)
+	}
+	r.mu.Lock()
+	m := r.members[target]
+	if m == nil || m.info.Role != string(auth.RoleStudent) {
+		r.mu.Unlock()
+		return
+	}
+	toClose := r.applyModerationLocked(m, typ)
+	r.mu.Unlock()
+	closeAll(toClose)
+}
+
+// sweepLoop drops participants of nodes judged dead, so that lists and
+// counts do not keep them.
+func (l *clusterLink) sweepLoop() {
+	t := time.NewTicker(remoteSweep)
+	defer t.Stop()
+	for {
+		select {
+		case <-l.stop:
+			return
+		case <-t.C:
+			for _, r := range l.s.hub.snapshot() {
+				r.dropDeadRemotes(l.node.Registry)
+			}
+		}
+	}
+}
+
+func (r *room) dropDeadRemotes(reg *cluster.Registry) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for id, rm := range r.remote {
+		if reg.Liveness(rm.node, "") == cluster.Dead {
+			delete(r.remote, id)
+			if r.members[id] == nil {
+				r.broadcastLocked(encode(typeParticipantLeft, "", participantRefOut{ID: string(id)}), nil)
+			}
+		}
+	}
+}
+
+// snapshot lists the open classes.
+func (h *hub) snapshot() []*room {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	out := make([]*room, 0, len(h.rooms))
+	for _, r := range h.rooms {
+		out = append(out, r)
+	}
+	return out
+}
+
+// nodeURLs are the live nodes' base URLs, this node's first, for clients
+// to fall back on when their node goes away.
+func (l *clusterLink) nodeURLs() []string {
+	out := []string{}
+	self := ""
+	for _, n := range l.node.Registry.Nodes() {
+		if n.URL == "" || l.node.Registry.Liveness(n.ID, n.Boot) != cluster.Alive {
+			continue
+		}
+		if n.Self {
+			self = n.URL
+			continue
+		}
+		out = append(out, n.URL)
+	}
+	if self != "" {
+		out = append([]string{self}, out...)
+	}
+	return out
+}
