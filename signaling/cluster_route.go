@@ -219,7 +219,8 @@ func (s *Server) listRooms(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	byID := map[sfu.RoomID]*roomOut{}
-	if l := s.link(); l != nil {
+	l := s.link()
+	if l != nil {
 		for _, e := range l.node.Directory.Entries() {
 			byID[e.Room] = &roomOut{Room: string(e.Room), Origin: string(e.Origin), Since: e.Since}
 		}
@@ -231,6 +232,9 @@ func (s *Server) listRooms(w http.ResponseWriter, r *http.Request) {
 			byID[rm.id] = o
 		}
 		o.Local, o.Participants = rm.counts()
+		if o.Origin == "" {
+			l.lookupOrigin(r.Context(), o)
+		}
 	}
 	out := make([]roomOut, 0, len(byID))
 	for _, o := range byID {
@@ -238,6 +242,21 @@ func (s *Server) listRooms(w http.ResponseWriter, r *http.Request) {
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Room < out[j].Room })
 	writeJSON(w, http.StatusOK, map[string]any{"rooms": out})
+}
+
+// lookupOrigin asks the directory itself for a class this node carries
+// that its mirror does not show: the mirror lags behind the bucket while
+// its watcher recovers from a dead NATS server, and an operator should
+// see the truth about the classes in front of them.
+func (l *clusterLink) lookupOrigin(ctx context.Context, o *roomOut) {
+	if l == nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(ctx, routeTimeout)
+	defer cancel()
+	if e, err := l.node.Directory.Lookup(ctx, sfu.RoomID(o.Room)); err == nil {
+		o.Origin, o.Since = string(e.Origin), e.Since
+	}
 }
 
 // counts are the listed participants here and in the whole class.
