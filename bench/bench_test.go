@@ -341,8 +341,8 @@ func TestLoadClip(t *testing.T) {
 	require.Len(t, c.video, 300)
 	keys, total := 0, 0
 	for i, f := range c.video {
-		total += len(f.data)
-		if f.key {
+		total += len(f.Data)
+		if f.Key {
 			keys++
 			require.Zero(t, i%60, "keyframes every 60 frames, not at frame %d", i)
 		}

@@ -14,6 +14,7 @@ import (
 	"github.com/pion/webrtc/v4/pkg/media"
 
 	"lectern/client"
+	"lectern/internal/mediafile"
 )
 
 // publisher is the teacher: it plays the clip in real time, looping, and
@@ -214,7 +215,7 @@ func (p *publisher) shutdown(ctx context.Context) error {
 
 // pump writes frames at their pace, looping. When it falls behind by more
 // than a second (a starved CPU), it resynchronises instead of bursting.
-func (p *publisher) pump(t *webrtc.TrackLocalStaticSample, frames []frame, video bool) {
+func (p *publisher) pump(t *webrtc.TrackLocalStaticSample, frames []mediafile.Frame, video bool) {
 	defer p.pumps.Done()
 	timer := time.NewTimer(0)
 	defer timer.Stop()
@@ -222,12 +223,12 @@ func (p *publisher) pump(t *webrtc.TrackLocalStaticSample, frames []frame, video
 	next := time.Now()
 	for i := 0; ; i = (i + 1) % len(frames) {
 		f := frames[i]
-		if err := t.WriteSample(media.Sample{Data: f.data, Duration: f.dur}); err != nil {
+		if err := t.WriteSample(media.Sample{Data: f.Data, Duration: f.Dur}); err != nil {
 			p.sendErrors.Add(1)
 		} else if video {
 			p.frames.Add(1)
 		}
-		next = next.Add(f.dur)
+		next = next.Add(f.Dur)
 		wait := time.Until(next)
 		if wait < -time.Second {
 			next, wait = time.Now(), 0

@@ -14,6 +14,8 @@ import (
 	"github.com/pion/webrtc/v4"
 	"github.com/stretchr/testify/require"
 	"go.uber.org/goleak"
+
+	"lectern/internal/mediafile"
 )
 
 func TestMain(m *testing.M) {
@@ -285,38 +287,22 @@ func TestIsVP8Keyframe(t *testing.T) {
 	}
 }
 
-func TestOpusDuration(t *testing.T) {
-	t.Parallel()
-	tests := []struct {
-		prev, cur uint64
-		want      time.Duration
-	}{
-		{0, 960, opusFrame},
-		{960, 1920, 20 * time.Millisecond},
-		{960, 1440, 10 * time.Millisecond},
-		{1920, 1920, opusFrame},
-		{960, 960 + 48000, opusFrame},
-	}
-	for _, tc := range tests {
-		require.Equal(t, tc.want, opusDuration(tc.prev, tc.cur), "%d->%d", tc.prev, tc.cur)
-	}
-}
-
 func TestLoadTestdata(t *testing.T) {
 	t.Parallel()
-	video, err := loadIVF("../testdata/clip.ivf")
+	video, err := mediafile.LoadIVF("../testdata/clip.ivf")
 	require.NoError(t, err)
-	require.Len(t, video, 180, "6 s at 30 fps")
-	for i, f := range video {
+	require.Len(t, video.Frames, 180, "6 s at 30 fps")
+	for i, f := range video.Frames {
 		// A raw VP8 frame's first bit is the inverse keyframe flag (RFC 6386 section 9.1).
-		require.Equal(t, i%30 == 0, f.data[0]&0x01 == 0, "frame %d keyframe flag", i)
-		require.InDelta(t, float64(time.Second/30), float64(f.dur), float64(time.Millisecond))
+		require.Equal(t, i%30 == 0, f.Data[0]&0x01 == 0, "frame %d keyframe flag", i)
+		require.Equal(t, i%30 == 0, f.Key, "frame %d Key", i)
+		require.InDelta(t, float64(time.Second/30), float64(f.Dur), float64(time.Millisecond))
 	}
-	audio, err := loadOgg("../testdata/clip.ogg")
+	audio, err := mediafile.LoadOgg("../testdata/clip.ogg")
 	require.NoError(t, err)
 	require.InDelta(t, 300, len(audio), 3, "6 s of 20 ms packets")
 	for _, f := range audio[:len(audio)-1] { // the last one ends the clip early
-		require.Equal(t, 20*time.Millisecond, f.dur)
+		require.Equal(t, 20*time.Millisecond, f.Dur)
 	}
 	_, err = NewPublisher(PublisherOptions{IVF: "../testdata/missing.ivf"})
 	require.ErrorIs(t, err, ErrMedia)

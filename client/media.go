@@ -1,11 +1,7 @@
 package client
 
 import (
-	"bytes"
-	"errors"
 	"fmt"
-	"io"
-	"os"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -13,13 +9,9 @@ import (
 	"github.com/pion/rtp"
 	"github.com/pion/webrtc/v4"
 	"github.com/pion/webrtc/v4/pkg/media"
-	"github.com/pion/webrtc/v4/pkg/media/ivfreader"
-	"github.com/pion/webrtc/v4/pkg/media/oggreader"
-)
 
-// opusFrame is the fallback Opus packet duration when an Ogg page's
-// granule position does not give one (RFC 7845 section 4).
-const opusFrame = 20 * time.Millisecond
+	"lectern/internal/mediafile"
+)
 
 // PublisherOptions names the media a Publisher sends.
 type PublisherOptions struct {
@@ -52,11 +44,6 @@ type Publisher struct {
 	stopped      bool
 }
 
-type frame struct {
-	data []byte
-	dur  time.Duration
-}
-
 // NewPublisher loads the media files into memory and builds the tracks.
 func NewPublisher(opts PublisherOptions) (*Publisher, error) {
 	if opts.IVF == "" && opts.Ogg == "" {
@@ -67,19 +54,20 @@ func NewPublisher(opts PublisherOptions) (*Publisher, error) {
 	}
 	p := &Publisher{stop: make(chan struct{})}
 	if opts.IVF != "" {
-		frames, err := loadIVF(opts.IVF)
+		video, err := mediafile.LoadIVF(opts.IVF)
 		if err != nil {
-			return nil, err
+			return nil, fmt.Errorf("%w: %w", ErrMedia, err)
 		}
+		frames := video.Frames
 		codec := webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeVP8, ClockRate: 90000}
 		if p.video, err = newCountingTrack(codec, "video", opts.StreamID, frames); err != nil {
 			return nil, err
 		}
 	}
 	if opts.Ogg != "" {
-		frames, err := loadOgg(opts.Ogg)
+		frames, err := mediafile.LoadOgg(opts.Ogg)
 		if err != nil {
-			return nil, err
+			return nil, fmt.Errorf("%w: %w", ErrMedia, err)
 		}
 		codec := webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeOpus, ClockRate: 48000, Channels: 2}
 		if p.audio, err = newCountingTrack(codec, "audio", opts.StreamID, frames); err != nil {
@@ -151,10 +139,10 @@ func (p *Publisher) pump(t *countingTrack) {
 	next := time.Now()
 	for i := 0; ; i = (i + 1) % len(t.frames) {
 		f := t.frames[i]
-		if t.WriteSample(media.Sample{Data: f.data, Duration: f.dur}) == nil {
+		if t.WriteSample(media.Sample{Data: f.Data, Duration: f.Dur}) == nil {
 			t.samples.Add(1)
 		}
-		next = next.Add(f.dur)
+		next = next.Add(f.Dur)
 		wait := time.Until(next)
 		if wait < -time.Second {
 			next, wait = time.Now(), 0
@@ -172,11 +160,11 @@ func (p *Publisher) pump(t *countingTrack) {
 // RTP packets that reach the peer connection.
 type countingTrack struct {
 	*webrtc.TrackLocalStaticSample
-	frames                  []frame
+	frames                  []mediafile.Frame
 	samples, packets, bytes atomic.Uint64
 }
 
-func newCountingTrack(c webrtc.RTPCodecCapability, id, stream string, frames []frame) (*countingTrack, error) {
+func newCountingTrack(c webrtc.RTPCodecCapability, id, stream string, frames []mediafile.Frame) (*countingTrack, error) {
 	t, err := webrtc.NewTrackLocalStaticSample(c, id, stream)
 	if err != nil {
 		return nil, fmt.Errorf("client: track: %w", err)
@@ -221,80 +209,4 @@ func (c countingWriter) Write(b []byte) (int, error) {
 		c.t.bytes.Add(uint64(max(len(b)-12, 0)))
 	}
 	return n, err
-}
-
-func loadIVF(path string) ([]frame, error) {
-	data, err := os.ReadFile(path)
-	if err != nil {
-		return nil, fmt.Errorf("%w: %w", ErrMedia, err)
-	}
-	r, hdr, err := ivfreader.NewWith(bytes.NewReader(data))
-	if err != nil {
-		return nil, fmt.Errorf("%w: %s: %w", ErrMedia, path, err)
-	}
-	if hdr.FourCC != "VP80" || hdr.TimebaseDenominator == 0 {
-		return nil, fmt.Errorf("%w: %s: not VP8 or no timebase", ErrMedia, path)
-	}
-	// One tick of the IVF timebase; ffmpeg writes one tick per frame.
-	dur := time.Second * time.Duration(hdr.TimebaseNumerator) / time.Duration(hdr.TimebaseDenominator)
-	var frames []frame
-	for {
-		b, _, err := r.ParseNextFrame()
-		if errors.Is(err, io.EOF) {
-			break
-		}
-		if err != nil {
-			return nil, fmt.Errorf("%w: %s: %w", ErrMedia, path, err)
-		}
-		frames = append(frames, frame{data: b, dur: dur})
-	}
-	if len(frames) == 0 {
-		return nil, fmt.Errorf("%w: %s: no frames", ErrMedia, path)
-	}
-	return frames, nil
-}
-
-func loadOgg(path string) ([]frame, error) {
-	data, err := os.ReadFile(path)
-	if err != nil {
-		return nil, fmt.Errorf("%w: %w", ErrMedia, err)
-	}
-	r, _, err := oggreader.NewWith(bytes.NewReader(data))
-	if err != nil {
-		return nil, fmt.Errorf("%w: %s: %w", ErrMedia, path, err)
-	}
-	var frames []frame
-	var granule uint64
-	for {
-		b, h, err := r.ParseNextPage()
-		if errors.Is(err, io.EOF) {
-			break
-		}
-		if err != nil {
-			return nil, fmt.Errorf("%w: %s: %w", ErrMedia, path, err)
-		}
-		if bytes.HasPrefix(b, []byte("OpusTags")) || len(b) == 0 {
-			continue
-		}
-		frames = append(frames, frame{data: b, dur: opusDuration(granule, h.GranulePosition)})
-		granule = h.GranulePosition
-	}
-	if len(frames) == 0 {
-		return nil, fmt.Errorf("%w: %s: no packets", ErrMedia, path)
-	}
-	return frames, nil
-}
-
-// opusDuration is the time between two pages' granule positions, which
-// count 48 kHz samples (RFC 7845 section 4); the first page also counts
-// the pre-skip, so implausible values fall back to one 20 ms frame.
-func opusDuration(prev, cur uint64) time.Duration {
-	if cur <= prev || prev == 0 {
-		return opusFrame
-	}
-	d := time.Duration(cur-prev) * time.Second / 48000
-	if d < 2500*time.Microsecond || d > 120*time.Millisecond {
-		return opusFrame
-	}
-	return d
 }
