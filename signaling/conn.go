@@ -304,6 +304,9 @@ func (c *conn) dispatch(req request) error {
 	case *publishData:
 		return c.publish(req.RID, d)
 	case *streamRef:
+		if req.Type == typeSubscribe {
+			return r.resubscribe(c, d.Stream)
+		}
 		return r.unpublish(c, d.Stream)
 	case *answerData:
 		return c.answer(d)

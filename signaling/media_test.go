@@ -131,10 +131,29 @@ func newReceiver(t *testing.T, c *wsClient) *receiver {
 // accept answers the offer for the stream id.
 func (r *receiver) accept(stream string) offerData {
 	r.t.Helper()
+	return r.acceptNth(stream, 1)
+}
+
+// acceptNth answers the nth offer (from 1) for the stream id.
+func (r *receiver) acceptNth(stream string, nth int) offerData {
+	r.t.Helper()
 	var o offerData
-	r.c.decode(r.c.wait("offer "+stream, func(m envelope) bool {
-		return m.Type == typeOffer && strings.Contains(string(m.Data), `"stream":"`+stream+`"`)
-	}), &o)
+	var found envelope
+	require.Eventually(r.t, func() bool {
+		r.c.mu.Lock()
+		defer r.c.mu.Unlock()
+		n := 0
+		for _, m := range r.c.msgs {
+			if m.Type == typeOffer && strings.Contains(string(m.Data), `"stream":"`+stream+`"`) {
+				if n++; n == nth {
+					found = m
+					return true
+				}
+			}
+		}
+		return false
+	}, waitFor, 5*time.Millisecond, "waiting for offer %d of %s", nth, stream)
+	r.c.decode(found, &o)
 	pc, err := clientAPI().NewPeerConnection(webrtc.Configuration{})
 	require.NoError(r.t, err)
 	r.mu.Lock()
@@ -264,4 +283,51 @@ func TestStreamReadyWithMissingTrack(t *testing.T) {
 	require.GreaterOrEqual(t, time.Since(start), 300*time.Millisecond)
 	require.Equal(t, []string{"audio"}, added.Kinds)
 	newReceiver(t, student).accept("t:cam")
+}
+
+// TestResubscribe: a viewer whose receiving peer connection failed asks
+// for the stream again and gets a fresh offer and media, at most once a
+// second; a stream it cannot receive is refused.
+func TestResubscribe(t *testing.T) {
+	t.Parallel()
+	env := newEnv(t, envOpts{engine: true})
+	teacher, _ := env.join(env.token("resub", auth.RoleTeacher, "t", "Tess"))
+	student, _ := env.join(env.token("resub", auth.RoleStudent, "s1", "Sam"))
+	publishMedia(t, teacher, "cam", labelCamera, "video", "audio")
+
+	first := newReceiver(t, student)
+	first.accept("t:cam")
+	require.Eventually(t, func() bool { return first.packets.Load() > 10 }, 10*time.Second, 10*time.Millisecond)
+
+	student.send(typeSubscribe, "too-soon", streamRef{Stream: "t:cam"})
+	require.Equal(t, "conflict", student.waitError("too-soon").Code, "at most one fresh offer a second")
+	student.send(typeSubscribe, "nothing", streamRef{Stream: "t:none"})
+	require.Equal(t, "not_found", student.waitError("nothing").Code)
+	teacher.send(typeSubscribe, "own", streamRef{Stream: "cam"})
+	require.Equal(t, "not_found", teacher.waitError("own").Code, "nobody receives their own stream")
+
+	// The student's side failed without the server noticing (a network
+	// change): it asks again once the second has passed, and the server
+	// replaces its peer connection without ending the stream.
+	require.Eventually(t, func() bool {
+		student.send(typeSubscribe, "", streamRef{Stream: "t:cam"})
+		return student.count(typeOffer) >= 2
+	}, 10*time.Second, 300*time.Millisecond)
+	second := newReceiver(t, student)
+	second.acceptNth("t:cam", 2)
+	require.Eventually(t, func() bool { return second.packets.Load() > 10 }, 10*time.Second, 10*time.Millisecond,
+		"media flows on the fresh peer connection")
+	require.Zero(t, countClosed(student, "t:cam"), "a resubscription is not the end of the stream")
+}
+
+func countClosed(c *wsClient, stream string) int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	n := 0
+	for _, m := range c.msgs {
+		if m.Type == typeStreamClosed && strings.Contains(string(m.Data), `"`+stream+`"`) {
+			n++
+		}
+	}
+	return n
 }

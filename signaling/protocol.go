@@ -16,6 +16,7 @@ const (
 	typeJoin               = "join"
 	typePublish            = "publish"
 	typeUnpublish          = "unpublish"
+	typeSubscribe          = "subscribe"
 	typeAnswer             = "answer"
 	typeICE                = "ice"
 	typeChat               = "chat"
@@ -118,7 +119,7 @@ func newPayload(typ string) (payload, bool) {
 		return &joinData{}, true
 	case typePublish:
 		return &publishData{}, true
-	case typeUnpublish:
+	case typeUnpublish, typeSubscribe:
 		return &streamRef{}, true
 	case typeAnswer:
 		return &answerData{}, true

@@ -34,6 +34,8 @@ func TestDecodeRequest(t *testing.T) {
 		{"publish", `{"type":"publish","data":{"stream":"cam_1-A","label":"camera","sdp":"v=0"}}`, "", "", typePublish},
 		{"hand", `{"type":"hand","data":{"raised":false}}`, "", "", typeHand},
 		{"invite", `{"type":"invite","data":{"id":"p1"}}`, "", "", typeInvite},
+		{"subscribe", `{"type":"subscribe","data":{"stream":"u:s1"}}`, "", "", typeSubscribe},
+		{"subscribe without stream", `{"type":"subscribe","data":{}}`, "bad_request", "", typeSubscribe},
 
 		{"not json", `hello`, "bad_request", "", ""},
 		{"truncated", `{"type":"chat"`, "bad_request", "", ""},

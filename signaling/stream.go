@@ -48,9 +48,10 @@ type stream struct {
 
 // subscription is one viewer's subscriber peer connection to a stream.
 type subscription struct {
-	stream *stream
-	viewer *conn
-	sub    *sfu.Subscriber
+	stream  *stream
+	viewer  *conn
+	sub     *sfu.Subscriber
+	created time.Time
 
 	// Guarded by room.mu.
 	offered bool
@@ -297,7 +298,7 @@ func (r *room) subscribe(v *conn, st *stream, tracks []*sfu.Track) {
 	if eng == nil {
 		return
 	}
-	sub := &subscription{stream: st, viewer: v}
+	sub := &subscription{stream: st, viewer: v, created: time.Now()}
 	id := string(st.serverID)
 	s, offer, err := eng.NewSubscriber(tracks, sfu.SubscriberConfig{
 		Logger: v.log.With().Str("stream", id).Logger(),
@@ -320,6 +321,40 @@ func (r *room) subscribe(v *conn, st *stream, tracks []*sfu.Track) {
 	if !r.register(sub, offer.SDP) {
 		_ = s.Close()
 	}
+}
+
+// resubscribeEvery bounds how often one viewer may ask for a fresh peer
+// connection to one stream: each costs a DTLS handshake.
+const resubscribeEvery = time.Second
+
+// resubscribe gives c a fresh subscriber peer connection to a stream it
+// receives. The client asks when its side failed (a phone moving between
+// networks), rather than waiting the half minute the server's side takes
+// to notice; the old peer connection is closed without stream_closed.
+func (r *room) resubscribe(c *conn, id string) error {
+	r.mu.Lock()
+	st := r.streams[sfu.StreamID(id)]
+	if st == nil || !st.ready || st.ended || st.owner == c {
+		r.mu.Unlock()
+		return fmt.Errorf("%w: no stream %.64q to receive", ErrNotFound, id)
+	}
+	old := c.subs[st.serverID]
+	if old != nil && time.Since(old.created) < resubscribeEvery {
+		r.mu.Unlock()
+		return fmt.Errorf("%w: stream %.64q was offered less than a second ago", ErrConflict, id)
+	}
+	if old != nil {
+		old.closed = true
+		delete(c.subs, st.serverID)
+		delete(st.subs, c)
+	}
+	tracks := append([]*sfu.Track(nil), st.tracks...)
+	r.mu.Unlock()
+	if old != nil {
+		_ = old.sub.Close()
+	}
+	r.subscribe(c, st, tracks)
+	return nil
 }
 
 // register records a subscription and queues its offer; false if the

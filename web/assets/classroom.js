@@ -131,6 +131,7 @@ export class Classroom {
     const sub = new Subscriber({
       id: d.stream, owner: d.owner, label: d.label, send: this.send,
       onTrack: (s) => this.place(s),
+      onFailed: (s) => this.resubscribe(s),
     });
     this.subs.set(d.stream, sub);
     if (!this.streams.has(d.stream)) {
@@ -145,8 +146,24 @@ export class Classroom {
     }
   }
 
+  // resubscribe asks the server for a fresh peer connection to a stream
+  // whose receiving one failed (a phone changing networks): 1 s, then
+  // doubling to 15 s between tries, while the stream lasts. The server's
+  // new `offer` replaces the failed peer in subscribe().
+  resubscribe(sub) {
+    const tries = (this.retries ??= new Map());
+    const n = tries.get(sub.id) ?? 0;
+    tries.set(sub.id, n + 1);
+    const delay = Math.min(1000 * 2 ** n, 15000);
+    setTimeout(() => {
+      if (this.subs.get(sub.id) !== sub || !this.streams.has(sub.id)) return;
+      this.send('subscribe', { stream: sub.id });
+    }, delay);
+  }
+
   place(sub) {
     if (this.subs.get(sub.id) !== sub || sub.owner === this.you?.id) return;
+    this.retries?.delete(sub.id);
     this.view.stage.show(sub.id, sub.media, { slot: this.slotFor(sub), name: this.participants.get(sub.owner)?.name });
     this.renderWaiting();
   }

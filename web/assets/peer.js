@@ -135,7 +135,7 @@ export class Publisher extends StreamPeer {
 
 // Subscriber receives one server stream; its tracks gather in `media`.
 export class Subscriber extends StreamPeer {
-  constructor({ id, owner, label, send, onTrack }) {
+  constructor({ id, owner, label, send, onTrack, onFailed }) {
     super(id, send);
     this.owner = owner;
     this.label = label;
@@ -143,6 +143,9 @@ export class Subscriber extends StreamPeer {
     this.pc.ontrack = (ev) => {
       this.media.addTrack(ev.track);
       onTrack(this);
+    };
+    this.pc.onconnectionstatechange = () => {
+      if (this.pc.connectionState === 'failed' && !this.closed) onFailed?.(this);
     };
   }
 
