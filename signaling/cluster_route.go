@@ -99,10 +99,13 @@ func (l *clusterLink) routeStudent(id sfu.RoomID) error {
 // else the least-loaded node with room.
 func (l *clusterLink) pickNode(id sfu.RoomID) (cluster.NodeStatus, bool) {
 	carriers := map[cluster.NodeID]bool{}
-	for _, e := range l.node.Directory.Entries() {
-		if e.Room == id {
-			carriers[e.Origin] = true
-		}
+	// One read of the class's own entry: scanning the mirror would cost a
+	// pass over every class per join, and the mirror can lag the bucket.
+	ctx, cancel := context.WithTimeout(context.Background(), routeTimeout)
+	e, err := l.node.Directory.Lookup(ctx, id)
+	cancel()
+	if err == nil {
+		carriers[e.Origin] = true
 	}
 	if r := l.s.hub.lookup(id); r != nil {
 		r.mu.Lock()
