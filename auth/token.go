@@ -36,9 +36,11 @@ const MinSecretLen = 32
 
 // Claims are what a token carries.
 type Claims struct {
-	Room        string `json:"room"`
-	Role        Role   `json:"role"`
-	Name        string `json:"name,omitempty"`
+	Room string `json:"room"`
+	Role Role   `json:"role"`
+	Name string `json:"name,omitempty"`
+	// Title is the class's title, shown on the class page (at most 200 bytes).
+	Title       string `json:"title,omitempty"`
 	Participant string `json:"sub"`
 	IssuedAt    int64  `json:"iat,omitempty"`
 	Expiry      int64  `json:"exp"`
@@ -74,7 +76,7 @@ func (c Claims) Valid() bool {
 	if c.Recording != "" && (c.Role != RoleStudent || c.Invite || len(c.Recording) > 64) {
 		return false
 	}
-	return c.Participant != "" && c.Expiry > 0 && len(c.Name) <= 64
+	return c.Participant != "" && c.Expiry > 0 && len(c.Name) <= 64 && len(c.Title) <= 200
 }
 
 // CoversRoom reports whether the token grants entry to room.

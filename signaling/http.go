@@ -149,13 +149,14 @@ func (s *Server) createClass(w http.ResponseWriter, r *http.Request) {
 	}
 	room := newRoomID()
 	ttl := s.opts.InviteTTL
-	teacher, err := s.opts.Signer.Mint(auth.Claims{Room: room, Role: auth.RoleTeacher, Name: name}, ttl)
+	title := strings.TrimSpace(req.Title)
+	teacher, err := s.opts.Signer.Mint(auth.Claims{Room: room, Role: auth.RoleTeacher, Name: name, Title: title}, ttl)
 	if err != nil {
 		writeError(w, err)
 		return
 	}
 	invite, err := s.opts.Signer.Mint(auth.Claims{
-		Room: room, Role: auth.RoleStudent, Participant: inviteParticipant, Invite: true,
+		Room: room, Role: auth.RoleStudent, Participant: inviteParticipant, Invite: true, Title: title,
 	}, ttl)
 	if err != nil {
 		writeError(w, err)
@@ -206,7 +207,7 @@ func (s *Server) exchangeInvite(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	tok, err := s.opts.Signer.Mint(auth.Claims{
-		Room: inv.Room, Role: auth.RoleStudent, Name: name, Participant: auth.NewParticipantID(),
+		Room: inv.Room, Role: auth.RoleStudent, Name: name, Participant: auth.NewParticipantID(), Title: inv.Title,
 	}, ttl)
 	if err != nil {
 		writeError(w, err)

@@ -27,7 +27,7 @@ func TestCreateClass(t *testing.T) {
 
 	tc, err := open.signer.Verify(strings.SplitN(res.TeacherURL, "#token=", 2)[1])
 	require.NoError(t, err)
-	require.Equal(t, auth.Claims{Room: res.Room, Role: auth.RoleTeacher, Name: "Tess",
+	require.Equal(t, auth.Claims{Room: res.Room, Role: auth.RoleTeacher, Name: "Tess", Title: "Algebra",
 		Participant: tc.Participant, IssuedAt: tc.IssuedAt, Expiry: tc.Expiry}, tc)
 	require.InDelta(t, time.Now().Add(DefaultInviteTTL).Unix(), tc.Expiry, 5)
 	inv, err := open.signer.Verify(strings.SplitN(res.StudentURL, "#token=", 2)[1])
@@ -35,6 +35,7 @@ func TestCreateClass(t *testing.T) {
 	require.True(t, inv.Invite)
 	require.Equal(t, auth.RoleStudent, inv.Role)
 	require.Empty(t, inv.Name)
+	require.Equal(t, "Algebra", inv.Title, "the invite carries the class title to the students")
 
 	// The teacher link joins its class.
 	_, w := open.join(strings.SplitN(res.TeacherURL, "#token=", 2)[1])
@@ -71,7 +72,7 @@ func TestExchangeInvite(t *testing.T) {
 		t.Run(string(mode), func(t *testing.T) {
 			t.Parallel()
 			env := newEnv(t, envOpts{mode: mode})
-			invite, err := env.signer.Mint(auth.Claims{Room: "r1", Role: auth.RoleStudent, Participant: "invite", Invite: true}, time.Hour)
+			invite, err := env.signer.Mint(auth.Claims{Room: "r1", Role: auth.RoleStudent, Participant: "invite", Invite: true, Title: "Biology"}, time.Hour)
 			require.NoError(t, err)
 			exchange := func(tok, name string) (int, []byte) {
 				b, _ := json.Marshal(joinRequest{Token: tok, Name: name})
@@ -87,6 +88,7 @@ func TestExchangeInvite(t *testing.T) {
 			require.Equal(t, "r1", c.Room)
 			require.Equal(t, auth.RoleStudent, c.Role)
 			require.Equal(t, "Sam", c.Name)
+			require.Equal(t, "Biology", c.Title, "the personal token keeps the class title")
 			require.False(t, c.Invite)
 			require.NotEqual(t, "invite", c.Participant)
 			require.LessOrEqual(t, c.Expiry, time.Now().Add(time.Hour).Unix()+1, "never beyond the invite")

@@ -50,8 +50,8 @@ func TestTokenRoundTrip(t *testing.T) {
 		want auth.Claims
 		link string // expected second line before "#token=", "" for none
 	}{
-		{"teacher with link", []string{"--room", "math-1", "--role", "teacher", "--name", "Ada", "--url", "https://lectern.example.org/"},
-			auth.Claims{Room: "math-1", Role: auth.RoleTeacher, Name: "Ada"}, "https://lectern.example.org/room/math-1"},
+		{"teacher with link", []string{"--room", "math-1", "--role", "teacher", "--name", "Ada", "--title", "Algebra", "--url", "https://lectern.example.org/"},
+			auth.Claims{Room: "math-1", Role: auth.RoleTeacher, Name: "Ada", Title: "Algebra"}, "https://lectern.example.org/room/math-1"},
 		{"student", []string{"--room", "math-1", "--role", "student", "--name", "Bo"},
 			auth.Claims{Room: "math-1", Role: auth.RoleStudent, Name: "Bo"}, ""},
 		{"student invite", []string{"--room", "math 1", "--role", "student", "--invite", "--url", "http://127.0.0.1:8080"},
@@ -70,6 +70,7 @@ func TestTokenRoundTrip(t *testing.T) {
 			require.Equal(t, tt.want.Room, c.Room)
 			require.Equal(t, tt.want.Role, c.Role)
 			require.Equal(t, tt.want.Name, c.Name)
+			require.Equal(t, tt.want.Title, c.Title)
 			require.Equal(t, tt.want.Invite, c.Invite)
 			require.NotEmpty(t, c.Participant)
 			require.InDelta(t, time.Now().Add(3*time.Hour).Unix(), c.Expiry, 5, "the default ttl is 3h")

@@ -18,6 +18,7 @@ import (
 // tokenFlags are the flags of `lectern token`.
 type tokenFlags struct {
 	room, role, name    string
+	title               string
 	ttl                 time.Duration
 	invite              bool
 	data, secretFile    string
@@ -29,6 +30,7 @@ func newTokenFlagSet(f *tokenFlags) *flag.FlagSet {
 	fs.StringVar(&f.room, "room", "", "class (room) id; an operator may use * for every class")
 	fs.StringVar(&f.role, "role", "", "teacher, student or operator")
 	fs.StringVar(&f.name, "name", "", "display name (up to 64 bytes)")
+	fs.StringVar(&f.title, "title", "", "class title shown on the class page (up to 200 bytes)")
 	fs.DurationVar(&f.ttl, "ttl", 3*time.Hour, "how long the token stays valid")
 	fs.BoolVar(&f.invite, "invite", false, "student only: a class invite, which each student exchanges for a personal token after giving a name")
 	fs.StringVar(&f.data, "data", "", "data directory holding the secret (env LECTERN_DATA, default ./lectern-data)")
@@ -92,7 +94,7 @@ func tokenUsageError(stderr io.Writer, err error) int {
 // check turns the flags into claims and, with --url, the class link
 // up to its fragment. It explains what auth.Claims.Valid would only refuse.
 func (f tokenFlags) check() (auth.Claims, string, error) {
-	c := auth.Claims{Room: f.room, Role: auth.Role(f.role), Name: f.name, Invite: f.invite}
+	c := auth.Claims{Room: f.room, Role: auth.Role(f.role), Name: f.name, Title: f.title, Invite: f.invite}
 	switch {
 	case f.room == "":
 		return c, "", errors.New("--room is required")

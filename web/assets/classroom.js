@@ -56,7 +56,7 @@ export class Classroom {
 
   start() {
     this.view.setRole(this.role);
-    this.view.setHeading(this.claims.room, this.role === 'teacher' ? this.claims.name : '', this.role);
+    this.view.setHeading(this.claims.room, this.role === 'teacher' ? this.claims.name : '', this.role, this.claims.title);
     this.view.setActions(this.actions());
     this.view.show('screen-class');
     this.view.setConnection('connecting');
@@ -305,7 +305,7 @@ export class Classroom {
   renderPeople() {
     this.view.renderPeople(this.participants, this.you?.id, this.moderator);
     const teacher = [...this.participants.values()].find((p) => p.role === 'teacher');
-    if (teacher && this.role !== 'teacher') this.view.setHeading(this.claims.room, teacher.name, this.role);
+    if (teacher && this.role !== 'teacher') this.view.setHeading(this.claims.room, teacher.name, this.role, this.claims.title);
   }
 
   renderLocal() {

@@ -57,8 +57,8 @@ export class RoomView {
     byTestId('mute').hidden = role !== 'teacher';
   }
 
-  setHeading(room, teacherName, role) {
-    const heading = teacherName ? `${teacherName}'s class` : 'Live class';
+  setHeading(room, teacherName, role, title) {
+    const heading = title || (teacherName ? `${teacherName}'s class` : 'Live class');
     $('#class-heading').textContent = heading;
     $('#class-sub').textContent = [ROLE_LABEL[role], room ? `Room ${room}` : ''].filter(Boolean).join(' · ');
     document.title = `${heading} · Lectern`;
