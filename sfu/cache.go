@@ -14,8 +14,9 @@ const (
 	ringSizeAudio = 128
 	// gopMaxPackets and gopMaxAge cap the cached group of pictures. A
 	// longer GOP is dropped: a joiner then asks for a fresh keyframe rather
-	// than being flooded with seconds of old video. gopMaxPackets stays
-	// below the video queue size so priming never overflows a new sink.
+	// than being flooded with seconds of old video. A down track takes the
+	// whole GOP as one queue entry (primeGOP), so its queue may be shorter
+	// than a GOP; other sinks (a recorder) get it through Deliver.
 	gopMaxPackets = 900
 	gopMaxAge     = 3_000_000_000 // 3 s in nanoseconds
 )
@@ -126,10 +127,20 @@ func (g *gopCache) add(p *Packet, now int64) {
 	g.pkts = append(g.pkts, p)
 }
 
+// gopSink is a sink that takes a whole cached GOP at once (a down track),
+// so its queue need not be as long as a GOP.
+type gopSink interface {
+	primeGOP(pkts []*Packet)
+}
+
 // prime delivers the cached GOP to s and reports whether it had one.
 func (g *gopCache) prime(s Sink) bool {
 	if !g.active || len(g.pkts) == 0 {
 		return false
+	}
+	if gs, ok := s.(gopSink); ok {
+		gs.primeGOP(g.pkts)
+		return true
 	}
 	for _, p := range g.pkts {
 		s.Deliver(p)

@@ -20,22 +20,25 @@ import (
 
 const (
 	// Queue sizes bound the memory and latency a slow subscriber can
-	// hold. Video must fit a full primed GOP (gopMaxPackets) plus the live
-	// packets that arrive while it drains.
-	queueSizeVideo = 1024
-	queueSizeAudio = 128
+	// hold. A primed GOP takes one entry (primeGOP), so the video queue
+	// only holds live packets: 256 is about 1.5 s of 1.5 Mbit/s video,
+	// 64 is 1.3 s of Opus. Every subscriber pays for its queues up front.
+	queueSizeVideo = 256
+	queueSizeAudio = 64
 	// nackQueueSize: NACK batches waiting for the writer. When it is full
 	// the writer is far behind and a retransmission would be too late.
 	nackQueueSize = 8
 )
 
-// queued is one entry of a down track's queue. skipped is true when
-// packets before this one were dropped, so the writer closes the gap in
-// the outgoing sequence.
+// queued is one entry of a down track's queue: one packet, or (gop not
+// nil, p nil) a whole cached GOP to prime the subscriber with. skipped is
+// true when packets before this one were dropped, so the writer closes the
+// gap in the outgoing sequence.
 type queued struct {
 	p       *Packet
 	skipped bool
 	src     *source
+	gop     *[]*Packet
 }
 
 // binding is what pion's Bind gives a down track: where and how to write.
@@ -192,6 +195,43 @@ func (d *DownTrack) deliver(s *source, p *Packet) {
 	}
 }
 
+// primeGOP queues the cached GOP as one entry, so the queue need not be
+// as long as a GOP. It is called on the track's reader goroutine (through
+// gopCache.prime) before any live packet reaches the new sink.
+func (d *DownTrack) primeGOP(pkts []*Packet) { d.prime(d.src.Load(), pkts) }
+
+// prime queues pkts, from source s, as one entry holding a reference to
+// each packet. The GOP starts on a keyframe, so a waiting video down track
+// stops waiting.
+func (d *DownTrack) prime(s *source, pkts []*Packet) {
+	if d.closed.Load() || s == nil || d.src.Load() != s || len(pkts) == 0 {
+		return
+	}
+	if s.waitKey && !pkts[0].keyframe {
+		d.drop(s)
+		return
+	}
+	gop := make([]*Packet, len(pkts))
+	for i, p := range pkts {
+		p.Retain()
+		gop[i] = p
+	}
+	select {
+	case d.queue <- queued{gop: &gop, skipped: s.skipped, src: s}:
+		s.waitKey, s.skipped = false, false
+	default:
+		releaseAll(gop)
+		d.drop(s)
+		s.waitKey = d.kind == webrtc.RTPCodecTypeVideo
+	}
+}
+
+func releaseAll(pkts []*Packet) {
+	for _, p := range pkts {
+		p.Release()
+	}
+}
+
 func (d *DownTrack) drop(s *source) {
 	s.skipped = true
 	d.dropped.Add(1)
@@ -212,8 +252,15 @@ func (d *DownTrack) writeLoop() {
 	}
 }
 
-// writeQueued rewrites and writes one queued packet, then releases it.
+// writeQueued rewrites and writes one queued packet (or each packet of a
+// queued GOP), then releases it.
 func (d *DownTrack) writeQueued(q queued) {
+	if q.gop != nil {
+		for i, p := range *q.gop {
+			d.writeQueued(queued{p: p, skipped: q.skipped && i == 0, src: q.src})
+		}
+		return
+	}
 	p := q.p
 	defer p.Release()
 	if d.isStale(q) {
@@ -363,7 +410,11 @@ func (d *DownTrack) drain() {
 	for {
 		select {
 		case q := <-d.queue:
-			q.p.Release()
+			if q.gop != nil {
+				releaseAll(*q.gop)
+			} else {
+				q.p.Release()
+			}
 		default:
 			return
 		}

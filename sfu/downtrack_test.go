@@ -23,6 +23,7 @@ type recordingWriter struct {
 	idx   []uint32
 	keys  []bool
 	ssrc  []uint32
+	at    []time.Time
 }
 
 func (w *recordingWriter) WriteRTP(h *rtp.Header, payload []byte) (int, error) {
@@ -35,6 +36,7 @@ func (w *recordingWriter) WriteRTP(h *rtp.Header, payload []byte) (int, error) {
 	w.idx = append(w.idx, idx)
 	w.keys = append(w.keys, IsKeyframe(webrtc.MimeTypeVP8, payload))
 	w.ssrc = append(w.ssrc, h.SSRC)
+	w.at = append(w.at, time.Now())
 	w.mu.Unlock()
 	return len(payload), nil
 }
@@ -137,8 +139,13 @@ func TestStuckSubscriberDoesNotSlowOthers(t *testing.T) {
 	require.Eventually(t, func() bool { return len(stuck.queue) == 0 }, waitFor, time.Millisecond)
 	tt.feed(t, 1, 700) // a delta frame: the drained subscriber now asks for a keyframe
 	require.Equal(t, int32(1), tt.plis.Load())
-	tt.feed(t, 1199, 700)
-	require.Eventually(t, func() bool { return fastW.count() == total+1200 }, waitFor, time.Millisecond)
+	// Fed in batches the fast writer drains, as a real publisher paces
+	// its packets: a burst longer than the queue would drop by design.
+	for fed := 1; fed < 1200; fed += batch {
+		n := min(batch, 1200-fed)
+		tt.feed(t, n, 700)
+		require.Eventually(t, func() bool { return fastW.count() == total+fed+n }, waitFor, time.Millisecond)
+	}
 	require.Eventually(t, func() bool {
 		stuckW.mu.Lock()
 		defer stuckW.mu.Unlock()
@@ -219,3 +226,32 @@ func TestRemoveSinkStopsDelivery(t *testing.T) {
 	require.Eventually(t, func() bool { return w1.count() == 3 }, waitFor, time.Millisecond)
 	require.Zero(t, w2.count())
 }
+
+// TestPrimeLongerThanQueue: a cached GOP longer than the down track's
+// queue reaches a new subscriber whole, as one queue entry, followed by
+// the live stream with contiguous sequence numbers and nothing dropped,
+// even when the writer cannot send until after the live packets arrive.
+func TestPrimeLongerThanQueue(t *testing.T) {
+	t.Parallel()
+	tt := newTestTrack(webrtc.RTPCodecTypeVideo)
+	defer tt.stop()
+	gop := 2*queueSizeVideo + 1
+	tt.feed(t, gop, 100000) // one keyframe, then deltas: one long GOP
+	w := &recordingWriter{block: make(chan struct{})}
+	d := startDownTrack(t, tt, w, 7)
+	const live = queueSizeVideo / 2
+	tt.feed(t, live, 100000) // the first applies the attach: prime, then live
+	dropped := d.Dropped()
+	close(w.block)
+	require.Zero(t, dropped, "the GOP fits although it is longer than the queue")
+	require.Eventually(t, func() bool { return w.count() == gop+live }, waitFor, time.Millisecond)
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	require.True(t, w.keys[0], "the subscriber starts on the keyframe")
+	for i := range w.seqs {
+		require.Equal(t, uint32(i), w.idx[i], "packet %d in order", i)
+		require.Equal(t, w.seqs[0]+uint16(i), w.seqs[i], "contiguous sequence at %d", i)
+	}
+	require.Zero(t, d.Dropped())
+}
+

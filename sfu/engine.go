@@ -68,7 +68,9 @@ type peer interface{ Close() error }
 // Engine owns the shared ICE sockets and the configured pion API.
 type Engine struct {
 	log      zerolog.Logger
-	api      *webrtc.API
+	api      *webrtc.API // publishers: they send media to the server
+	outAPI   *webrtc.API // subscribers and viewers: they only receive
+	udpConn  *batchConn
 	udpMux   ice.UDPMux
 	tcpMux   ice.TCPMux
 	udpAddr  *net.UDPAddr
@@ -104,7 +106,10 @@ func NewEngine(cfg Config) (*Engine, error) {
 		return nil, fmt.Errorf("sfu: listen ICE UDP: %w", err)
 	}
 	e.udpAddr = udp.LocalAddr().(*net.UDPAddr)
-	e.udpMux = webrtc.NewICEUDPMux(lf.NewLogger("udpmux"), udp)
+	// Every subscriber's packets leave through this one socket; batching
+	// them into sendmmsg(2) calls saves a system call per packet.
+	e.udpConn = newBatchConn(udp)
+	e.udpMux = webrtc.NewICEUDPMux(lf.NewLogger("udpmux"), e.udpConn)
 	if cfg.TCPPort >= 0 {
 		tcp, err := net.ListenTCP(n.tcpNet, &net.TCPAddr{IP: n.bind, Port: cfg.TCPPort})
 		if err != nil {
@@ -163,6 +168,15 @@ func (e *Engine) buildAPI(lf *loggerFactory, n netPlan, publicIP net.IP) error {
 		return fmt.Errorf("sfu: interceptors: %w", err)
 	}
 	e.api = webrtc.NewAPI(webrtc.WithSettingEngine(se), webrtc.WithMediaEngine(me), webrtc.WithInterceptorRegistry(reg))
+	outMe, err := newMediaEngine(e.video, e.audio)
+	if err != nil {
+		return fmt.Errorf("sfu: media engine: %w", err)
+	}
+	outReg, err := newOutInterceptors(lf)
+	if err != nil {
+		return fmt.Errorf("sfu: interceptors: %w", err)
+	}
+	e.outAPI = webrtc.NewAPI(webrtc.WithSettingEngine(se), webrtc.WithMediaEngine(outMe), webrtc.WithInterceptorRegistry(outReg))
 	return nil
 }
 
@@ -173,7 +187,13 @@ func (e *Engine) UDPAddr() *net.UDPAddr { return e.udpAddr }
 func (e *Engine) TCPAddr() *net.TCPAddr { return e.tcpAddr }
 
 // Stats returns counters summed over the engine's life.
-func (e *Engine) Stats() Stats { return e.stats.snapshot() }
+func (e *Engine) Stats() Stats {
+	s := e.stats.snapshot()
+	// Datagrams the shared socket's send queue dropped are lost packets
+	// too (batch.go).
+	s.PacketsDropped += e.udpConn.Dropped()
+	return s
+}
 
 // Close closes every peer connection and the shared sockets.
 func (e *Engine) Close() error {

@@ -123,3 +123,19 @@ func newInterceptors(lf logging.LoggerFactory) (*interceptor.Registry, error) {
 	reg.Add(tw)
 	return reg, nil
 }
+
+// newOutInterceptors builds the chain of peer connections that only send
+// (subscribers and WHEP viewers). Receivers need sender reports to map
+// RTP timestamps to wall clock for lip sync (RFC 3550 6.4.1); the NACK
+// generator, receiver reports and TWCC feedback act only on incoming
+// media, which these connections never have, yet each would still run a
+// goroutine and a ticker per connection.
+func newOutInterceptors(lf logging.LoggerFactory) (*interceptor.Registry, error) {
+	reg := &interceptor.Registry{}
+	send, err := report.NewSenderInterceptor(report.WithSenderLoggerFactory(lf))
+	if err != nil {
+		return nil, err
+	}
+	reg.Add(send)
+	return reg, nil
+}

@@ -50,7 +50,7 @@ func (e *Engine) NewSubscriber(tracks []*Track, cfg SubscriberConfig) (*Subscrib
 	if e.isClosed() {
 		return nil, none, ErrClosed
 	}
-	pc, err := e.api.NewPeerConnection(webrtc.Configuration{})
+	pc, err := e.outAPI.NewPeerConnection(webrtc.Configuration{})
 	if err != nil {
 		return nil, none, fmt.Errorf("sfu: new peer connection: %w", err)
 	}

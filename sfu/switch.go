@@ -42,6 +42,8 @@ type sourceSink struct {
 
 func (k *sourceSink) Deliver(p *Packet) { k.d.deliver(k.s, p) }
 
+func (k *sourceSink) primeGOP(pkts []*Packet) { k.d.prime(k.s, pkts) }
+
 // switchable is what a switchable down track has instead of a fixed track.
 type switchable struct {
 	id       string

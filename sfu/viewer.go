@@ -60,7 +60,7 @@ func (e *Engine) NewViewer(offer webrtc.SessionDescription, cfg ViewerConfig) (*
 	if err != nil {
 		return nil, none, err
 	}
-	pc, err := e.api.NewPeerConnection(webrtc.Configuration{})
+	pc, err := e.outAPI.NewPeerConnection(webrtc.Configuration{})
 	if err != nil {
 		return nil, none, fmt.Errorf("sfu: new peer connection: %w", err)
 	}

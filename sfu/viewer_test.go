@@ -144,7 +144,15 @@ func TestViewerSwitchesSources(t *testing.T) {
 
 	// Detached: nothing more arrives while B keeps sending.
 	require.NoError(t, tv.v.SetSource(webrtc.RTPCodecTypeVideo, nil))
-	n := len(tv.packets(webrtc.RTPCodecTypeVideo))
+	// Packets written before the detach may still be queued for the
+	// socket or on their way: count once nothing more arrives (B is
+	// stopped, so only those can).
+	n := -1
+	require.Eventually(t, func() bool {
+		prev := n
+		n = len(tv.packets(webrtc.RTPCodecTypeVideo))
+		return n == prev
+	}, waitFor, 50*time.Millisecond)
 	stopB = b.stream(10 * time.Millisecond)
 	time.Sleep(200 * time.Millisecond)
 	stopB()

@@ -1,0 +1,106 @@
+//go:build linux
+
+package sfu
+
+import (
+	"errors"
+	"net"
+	"syscall"
+	"unsafe"
+
+	"golang.org/x/net/ipv4"
+	"golang.org/x/sys/unix"
+)
+
+// mmsgWriter calls sendmmsg(2) directly on the socket, without the Go
+// scheduler's system call bookkeeping. A batch over a non-blocking UDP
+// socket never sleeps in the kernel (a full send buffer returns EAGAIN),
+// so it is CPU work like any other; announced as a blocking system call
+// (syscall.Syscall), each one longer than the runtime's 20 µs monitor tick
+// made the monitor hand the flusher's P to another thread and wake it
+// again afterwards, which cost more than the batching saved.
+type mmsgWriter struct {
+	rc    syscall.RawConn
+	hdrs  [batchMax]unix.Mmsghdr
+	iovs  [batchMax]unix.Iovec
+	addrs [batchMax]unix.RawSockaddrInet6 // large enough for either family
+}
+
+// newSysBatchWriter returns the direct sendmmsg writer for conn.
+func newSysBatchWriter(conn *net.UDPConn) (batchWriter, error) {
+	rc, err := conn.SyscallConn()
+	if err != nil {
+		return nil, err
+	}
+	return &mmsgWriter{rc: rc}, nil
+}
+
+// WriteBatch sends ms with one sendmmsg(2) and returns how many left, as
+// x/net's WriteBatch does. It is not safe for concurrent use: each
+// flusher has its own writer.
+func (w *mmsgWriter) WriteBatch(ms []ipv4.Message, flags int) (int, error) {
+	n := min(len(ms), batchMax)
+	for i := range n {
+		if err := w.fill(i, ms[i]); err != nil {
+			return 0, err
+		}
+	}
+	var sent int
+	var errno syscall.Errno
+	err := w.rc.Write(func(fd uintptr) bool {
+		r, _, e := unix.RawSyscall6(unix.SYS_SENDMMSG, fd,
+			uintptr(unsafe.Pointer(&w.hdrs[0])), uintptr(n), uintptr(flags|unix.MSG_DONTWAIT), 0, 0)
+		if e == unix.EAGAIN {
+			return false // wait until the socket is writable
+		}
+		sent, errno = int(r), e
+		return true
+	})
+	if err != nil {
+		return 0, err
+	}
+	if errno != 0 {
+		return 0, &net.OpError{Op: "sendmmsg", Net: "udp", Err: errno}
+	}
+	return sent, nil
+}
+
+// fill writes message m into slot i: one buffer and its destination,
+// AF_INET for an IPv4 (or IPv4-mapped) address, which a dual-stack socket
+// also accepts.
+func (w *mmsgWriter) fill(i int, m ipv4.Message) error {
+	ua, ok := m.Addr.(*net.UDPAddr)
+	if !ok || len(m.Buffers) != 1 || len(m.Buffers[0]) == 0 {
+		return errors.New("sfu: sendmmsg: one buffer and a UDP address per message")
+	}
+	buf := m.Buffers[0]
+	w.iovs[i] = unix.Iovec{Base: &buf[0]}
+	w.iovs[i].SetLen(len(buf))
+	h := &w.hdrs[i]
+	*h = unix.Mmsghdr{}
+	h.Hdr.Iov = &w.iovs[i]
+	h.Hdr.SetIovlen(1)
+	sa := &w.addrs[i]
+	port := uint16(ua.Port)
+	if ip4 := ua.IP.To4(); ip4 != nil {
+		s4 := (*unix.RawSockaddrInet4)(unsafe.Pointer(sa))
+		*s4 = unix.RawSockaddrInet4{Family: unix.AF_INET}
+		copy(s4.Addr[:], ip4)
+		s4.Port = htons(port)
+		h.Hdr.Name = (*byte)(unsafe.Pointer(s4))
+		h.Hdr.Namelen = unix.SizeofSockaddrInet4
+		return nil
+	}
+	*sa = unix.RawSockaddrInet6{Family: unix.AF_INET6}
+	copy(sa.Addr[:], ua.IP.To16())
+	sa.Port = htons(port)
+	h.Hdr.Name = (*byte)(unsafe.Pointer(sa))
+	h.Hdr.Namelen = unix.SizeofSockaddrInet6
+	return nil
+}
+
+// htons stores port in network byte order, as sockaddr's port field is.
+func htons(port uint16) uint16 {
+	b := [2]byte{byte(port >> 8), byte(port)}
+	return *(*uint16)(unsafe.Pointer(&b[0]))
+}

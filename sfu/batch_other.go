@@ -1,0 +1,14 @@
+//go:build !linux
+
+package sfu
+
+import (
+	"errors"
+	"net"
+)
+
+// newSysBatchWriter has no direct system call path off Linux: x/net's
+// WriteBatch sends one datagram per call there.
+func newSysBatchWriter(*net.UDPConn) (batchWriter, error) {
+	return nil, errors.ErrUnsupported
+}
