@@ -11,6 +11,7 @@ package sfu
 import (
 	"math/rand/v2"
 	"sync/atomic"
+	"time"
 
 	"github.com/pion/rtcp"
 	"github.com/pion/rtp"
@@ -28,6 +29,14 @@ const (
 	// nackQueueSize: NACK batches waiting for the writer. When it is full
 	// the writer is far behind and a retransmission would be too late.
 	nackQueueSize = 8
+	// primeFirstBurst is what a primed GOP sends at once: a 720p VP8
+	// keyframe at 1.5 Mbit/s is 30-60 KB, so the picture a joiner sees
+	// first is not delayed. The rest goes in bursts of primeBurst spaced
+	// to average primeRate, 8x a 2 Mbit/s lesson stream: a 2 s GOP
+	// catches up in a quarter of a second.
+	primeFirstBurst = 64 << 10
+	primeBurst      = 16 << 10
+	primeRate       = 16_000_000 // bits per second
 )
 
 // queued is one entry of a down track's queue: one packet, or (gop not
@@ -256,9 +265,7 @@ func (d *DownTrack) writeLoop() {
 // queued GOP), then releases it.
 func (d *DownTrack) writeQueued(q queued) {
 	if q.gop != nil {
-		for i, p := range *q.gop {
-			d.writeQueued(queued{p: p, skipped: q.skipped && i == 0, src: q.src})
-		}
+		d.writeGOP(q)
 		return
 	}
 	p := q.p
@@ -291,6 +298,42 @@ func (d *DownTrack) writeQueued(q queued) {
 	if d.write(b, p, out) {
 		d.sent.Add(1)
 		d.stats.packetsForwarded.Add(1)
+	}
+}
+
+// writeGOP writes a primed GOP paced (see primeFirstBurst): its first
+// bytes, which hold the keyframe, at once, the rest at primeRate. A late
+// joiner's GOP holds up to seconds of video; sent at once to every
+// student of a join burst it overflows the receivers' socket buffers and
+// the queues of the routers on their way, and the lost packets come back
+// as NACKs and keyframe requests. If the down track closes meanwhile the
+// rest of the GOP is released unsent.
+func (d *DownTrack) writeGOP(q queued) {
+	pkts := *q.gop
+	burst, limit := 0, primeFirstBurst
+	for i, p := range pkts {
+		if burst >= limit {
+			if d.pacePrime(burst) {
+				releaseAll(pkts[i:])
+				return
+			}
+			burst, limit = 0, primeBurst
+		}
+		burst += len(p.payload)
+		d.writeQueued(queued{p: p, skipped: q.skipped && i == 0, src: q.src})
+	}
+}
+
+// pacePrime waits for the time n bytes take at primeRate and reports
+// whether the down track closed meanwhile.
+func (d *DownTrack) pacePrime(n int) bool {
+	t := time.NewTimer(time.Duration(n) * 8 * time.Second / primeRate)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return false
+	case <-d.done:
+		return true
 	}
 }
 

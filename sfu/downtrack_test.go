@@ -255,3 +255,28 @@ func TestPrimeLongerThanQueue(t *testing.T) {
 	require.Zero(t, d.Dropped())
 }
 
+// TestPrimePaced: a primed GOP reaches a late joiner whole and in order,
+// but not at once: after the first burst, which carries the keyframe, the
+// rest is spread at primeRate so a join burst does not overflow the
+// students' buffers. Only a lower bound on the spread is asserted: a slow
+// machine can only make it longer.
+func TestPrimePaced(t *testing.T) {
+	t.Parallel()
+	tt := newTestTrack(webrtc.RTPCodecTypeVideo)
+	defer tt.stop()
+	const gop = 400
+	tt.feed(t, gop, 100000)
+	w := &recordingWriter{}
+	startDownTrack(t, tt, w, 7)
+	tt.feed(t, 1, 100000) // applies the attach: the GOP, then this packet
+	require.Eventually(t, func() bool { return w.count() == gop+1 }, waitFor, time.Millisecond)
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	for i := range w.idx {
+		require.Equal(t, uint32(i), w.idx[i], "packet %d in order", i)
+	}
+	size := len(vp8Payload(1, false))
+	paced := gop*size - primeFirstBurst - primeBurst
+	least := time.Duration(paced) * 8 * time.Second / primeRate
+	require.GreaterOrEqual(t, w.at[gop-1].Sub(w.at[0]), least)
+}
