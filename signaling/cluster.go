@@ -69,6 +69,9 @@ type clusterLink struct {
 	log  zerolog.Logger
 	stop chan struct{}
 	once sync.Once
+	// origins are the nodes' web origins, for pages that move between
+	// nodes (cluster_origin.go).
+	origins nodeOrigins
 }
 
 func newClusterLink(s *Server, n *cluster.Node, maxStudents int) *clusterLink {
@@ -317,6 +320,7 @@ func (l *clusterLink) sweepLoop() {
 		case <-l.stop:
 			return
 		case <-t.C:
+			l.origins.remember(l.node.Registry.Nodes())
 			for _, r := range l.s.hub.snapshot() {
 				r.dropDeadRemotes(l.node.Registry)
 			}

@@ -31,13 +31,18 @@ const (
 
 // setPageHeaders sets the security headers of the pages. The CSP allows
 // the page's own scripts and styles, camera and screen media, and the
-// websocket back to the same host.
-func setPageHeaders(w http.ResponseWriter, r *http.Request) {
+// websocket back to the same host, and to the other nodes of a cluster
+// (nodes: their origins, cluster_origin.go).
+func setPageHeaders(w http.ResponseWriter, r *http.Request, nodes []string) {
 	h := w.Header()
 	host := r.Host
+	connect := "'self' ws://" + host + " wss://" + host
+	if len(nodes) > 0 {
+		connect += " " + strings.Join(nodes, " ")
+	}
 	csp := "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; " +
 		"img-src 'self' data: blob:; media-src 'self' blob: mediastream:; " +
-		"connect-src 'self' ws://" + host + " wss://" + host + "; " +
+		"connect-src " + connect + "; " +
 		"object-src 'none'; base-uri 'none'; frame-ancestors 'none'; form-action 'self'"
 	h.Set("Content-Security-Policy", csp)
 	h.Set("Referrer-Policy", "no-referrer")
@@ -58,7 +63,7 @@ func (s *Server) servePage(name string) http.HandlerFunc {
 			http.NotFound(w, r)
 			return
 		}
-		setPageHeaders(w, r)
+		setPageHeaders(w, r, s.connectSources())
 		// The pages are small and change with each release: always revalidate.
 		w.Header().Set("Cache-Control", "no-cache")
 		w.Header().Set("Content-Type", "text/html; charset=utf-8")
@@ -83,7 +88,7 @@ func (s *Server) assets() http.Handler {
 		if ctype == "" {
 			ctype = http.DetectContentType(b)
 		}
-		setPageHeaders(w, r)
+		setPageHeaders(w, r, nil)
 		w.Header().Set("Content-Type", ctype)
 		// Asset names are not fingerprinted, so caches keep them only briefly.
 		w.Header().Set("Cache-Control", "public, max-age=300")

@@ -144,7 +144,7 @@ func New(opts Options) (*Server, error) {
 		HandshakeTimeout: 10 * time.Second,
 		ReadBufferSize:   4096,
 		WriteBufferSize:  4096,
-		CheckOrigin:      sameOrigin,
+		CheckOrigin:      s.checkOrigin,
 	}
 	if err := opts.Registry.Register(newCollector(s)); err != nil {
 		return nil, fmt.Errorf("signaling: register metrics: %w", err)
