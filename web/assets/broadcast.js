@@ -1,7 +1,9 @@
 // broadcast.js: what this page sends. The camera stream (the teacher, or a
 // student invited to speak) and the teacher's screen share. Local media
-// outlives the websocket: after a reconnect, whatever was on air is
-// published again on fresh peer connections with fresh stream ids.
+// outlives the websocket: after a reconnect, to the same node or another
+// one, whatever was on air is published again, the same tracks on fresh
+// peer connections with fresh stream ids, without asking for the camera
+// or the screen again.
 
 import { Publisher } from './peer.js';
 import { openCamera, openScreen, stopMedia } from './media.js';
@@ -41,6 +43,16 @@ export class Broadcaster {
 
   get hasAudio() {
     return Boolean(this.media.camera?.getAudioTracks().length);
+  }
+
+  // holdsMedia: a camera, microphone or screen is open on this page.
+  get holdsMedia() {
+    return Boolean(this.media.camera || this.media.screen);
+  }
+
+  // wantsAir: label is on air, or will be again after a reconnect.
+  wantsAir(label) {
+    return this.want[label];
   }
 
   get muted() {
@@ -166,16 +178,18 @@ export class Broadcaster {
   }
 
   // onStreamClosed: the server ended one of our streams. A server that is
-  // shutting down ends every stream just before the socket closes, so the
-  // wish to be on air is kept for a short while: a reconnect soon after
-  // republishes, a later one does not. (A revoked student is released by
-  // the participant update that comes with the revoke.)
-  onStreamClosed(id) {
+  // shutting down (stopping: it said `shutdown`) ends every stream just
+  // before the socket closes: the wish to be on air stays, and the next
+  // connection, here or on another node, republishes. Otherwise the wish
+  // is kept for a short while only: a reconnect soon after republishes, a
+  // later one does not. (A revoked student is released by the participant
+  // update that comes with the revoke.)
+  onStreamClosed(id, { stopping = false } = {}) {
     const pub = this.findById(id);
     if (!pub) return false;
     pub.close();
     this.pubs.delete(pub.label);
-    this.endedAt[pub.label] = Date.now();
+    this.endedAt[pub.label] = stopping ? 0 : Date.now();
     this.onChange();
     return true;
   }
@@ -197,7 +211,13 @@ export class Broadcaster {
     }
   }
 
+  // summary, for window.lectern.state(): each label's status, stream id
+  // and the ids of the tracks its peer connection sends.
   summary() {
-    return Object.fromEntries(LABELS.map((l) => [l, { status: this.status(l), stream: this.pubs.get(l)?.id ?? null }]));
+    return Object.fromEntries(LABELS.map((l) => {
+      const pub = this.pubs.get(l);
+      const tracks = pub && !pub.closed ? pub.pc.getSenders().map((s) => s.track?.id).filter(Boolean) : [];
+      return [l, { status: this.status(l), stream: pub?.id ?? null, tracks }];
+    }));
   }
 }

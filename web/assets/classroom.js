@@ -25,6 +25,7 @@ export class Classroom {
     this.view = view;
     this.onFinal = onFinal;
     this.you = null;
+    this.node = ''; // id of the node that welcomed us, in a cluster
     this.live = false;
     this.connected = false;
     this.joinedBefore = false;
@@ -38,6 +39,9 @@ export class Classroom {
       url: socketURL(), token,
       onMessage: (msg) => this.handle(msg),
       onStatus: (status) => this.status(status),
+      // A page on air, or with its camera preview open, moves between
+      // nodes without reloading, so its tracks go on (protocol.js).
+      keepPage: () => this.broadcaster.holdsMedia,
     });
     this.recording = new RecordingControls({
       token, role: this.role, room: decodeURIComponent(location.pathname.split('/')[2] ?? claims.room),
@@ -72,7 +76,7 @@ export class Classroom {
     handler.call(this, msg.data && typeof msg.data === 'object' ? msg.data : {}, msg);
   }
 
-  status({ state, code, delay }) {
+  status({ state, code, reason, delay }) {
     if (state === 'connecting') {
       this.view.setConnection(this.joinedBefore ? 'reconnecting' : 'connecting');
       return;
@@ -81,8 +85,10 @@ export class Classroom {
     this.teardown();
     if (state === 'reconnecting') {
       const restarting = this.shuttingDown || code === 1001;
-      const text = restarting ? 'Server restarting, reconnecting…'
-        : `Connection lost. Reconnecting in ${Math.max(1, Math.round(delay / 1000))} s…`;
+      const moving = !delay && (reason === 'failover' || reason === 'redirect');
+      let text = `Connection lost. Reconnecting in ${Math.max(1, Math.round(delay / 1000))} s…`;
+      if (restarting) text = 'Server restarting, reconnecting…';
+      if (moving) text = 'Moving to another server…';
       this.view.setConnection('reconnecting');
       this.view.setBanner(text, { label: 'Retry now', onClick: () => this.signal.retryNow() });
       return;
@@ -110,6 +116,7 @@ export class Classroom {
     this.joinedBefore = true;
     this.shuttingDown = false;
     this.you = d.you ?? null;
+    this.node = typeof d.node === 'string' ? d.node : '';
     this.live = Boolean(d.live);
     this.participants = new Map((d.participants ?? []).map((p) => [p.id, p]));
     if (this.you && this.role !== 'operator' && !this.participants.has(this.you.id)) {
@@ -120,9 +127,18 @@ export class Classroom {
     this.view.setBanner(null);
     this.view.chat.reset(d.chat ?? [], this.you?.id);
     this.recording.update(d.recording);
-    if (this.role === 'student' && !this.you?.can_publish) this.broadcaster.release();
+    if (this.role === 'student' && !this.you?.can_publish) this.floorLost();
     this.renderAll();
     this.broadcaster.resume();
+  }
+
+  // floorLost: a student who was speaking came back to a class that no
+  // longer lets them publish (a new server session forgets invitations):
+  // the camera and microphone go off, and the student is told why.
+  floorLost() {
+    const wasOn = this.broadcaster.wantsAir('camera');
+    this.broadcaster.release();
+    if (wasOn) this.view.toast('You were reconnected: your camera and microphone are off. Raise your hand to speak again.');
   }
 
   async subscribe(d) {
@@ -185,7 +201,9 @@ export class Classroom {
       this.subs.delete(id);
       this.view.stage.clear(id);
     }
-    this.broadcaster.onStreamClosed(id);
+    // Before a restart the server ends every stream: ours go on air again
+    // on the next connection (broadcast.js).
+    this.broadcaster.onStreamClosed(id, { stopping: this.shuttingDown });
     this.renderWaiting();
   }
 
@@ -334,6 +352,8 @@ export class Classroom {
   state() {
     return {
       connected: this.connected,
+      node: this.node,
+      server: this.signal.serverBase,
       live: this.live,
       recording: { active: this.recording.active, id: this.recording.id },
       role: this.role,

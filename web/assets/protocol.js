@@ -9,11 +9,14 @@
 //
 // Several nodes (docs/cluster.md): a `redirect` {url, reason}, followed by
 // close 4307, sends the page to the same class on the node at url. When
-// the page's own node stays unreachable (FAILOVER_AFTER failed attempts in
-// a row), each further attempt first probes the next node of the last
-// welcome's `nodes`, round-robin, and moves there once one answers. The
-// page moves rather than opening a socket to another host: nodes serve the
-// same pages and accept websockets from their own origin only.
+// the page's node stays unreachable (FAILOVER_AFTER failed attempts in a
+// row), each further attempt first probes the next node of the last
+// welcome's `nodes`, round-robin, and moves there once one answers.
+// Moving loads the class page from the other node, unless the page holds
+// local media (keepPage): leaving the document would stop the camera,
+// microphone and screen tracks, and the other origin would ask for the
+// camera again. Such a page stays and opens its websocket to the other
+// node, which accepts the pages of every node of its cluster.
 
 import { decodeClaims } from './token.js';
 
@@ -49,6 +52,11 @@ export function backoffDelay(attempt) {
 export function socketURL(loc = location) {
   const scheme = loc.protocol === 'https:' ? 'wss:' : 'ws:';
   return `${scheme}//${loc.host}/ws`;
+}
+
+// nodeSocketURL is the websocket URL of the node at an http(s) base URL.
+export function nodeSocketURL(base) {
+  return socketURL(new URL(base));
 }
 
 // nodeBase returns an http(s) node URL's origin, or '' for anything else
@@ -95,21 +103,26 @@ export async function probeNode(base) {
 
 // Signal owns the websocket. onMessage gets every server envelope;
 // onStatus gets {state: 'connecting'|'reconnecting'|'closed', code, reason, delay}.
+// keepPage() says whether a move must keep this document (see above).
 // navigate and probe are the page's location.assign and probeNode (tests
 // replace them).
 export class Signal {
   constructor({
-    url, token, onMessage, onStatus, navigate = (u) => location.assign(u), probe = probeNode, loc = location,
+    url, token, onMessage, onStatus, keepPage = () => false,
+    navigate = (u) => location.assign(u), probe = probeNode, loc = location,
   }) {
     this.url = url;
     this.token = token;
     this.onMessage = onMessage;
     this.onStatus = onStatus;
+    this.keepPage = keepPage;
     this.navigate = navigate;
     this.probe = probe;
     this.loc = loc;
     this.nodes = []; // other nodes' base URLs, from the last welcome
     this.nextNode = 0;
+    this.server = ''; // the node the socket goes to when not the page's own
+    this.moves = 0; // moves in place since the last welcome
     this.redirect = '';
     this.moving = false;
     this.ws = null;
@@ -128,6 +141,11 @@ export class Signal {
     return this.joined;
   }
 
+  // serverBase is the base URL of the node the socket goes to.
+  get serverBase() {
+    return this.server || this.loc.origin;
+  }
+
   start() {
     this.stopped = false;
     this.connect();
@@ -136,7 +154,7 @@ export class Signal {
   connect() {
     clearTimeout(this.retryTimer);
     this.retryTimer = 0;
-    const ws = new WebSocket(this.url);
+    const ws = new WebSocket(this.server ? nodeSocketURL(this.server) : this.url);
     this.ws = ws;
     this.joined = false;
     this.onStatus({ state: 'connecting', attempt: this.attempt });
@@ -161,6 +179,7 @@ export class Signal {
       this.joined = true;
       this.attempt = 0;
       this.learnNodes(msg.data?.nodes);
+      this.moves = 0;
       this.forgetMoves();
     }
     if (msg.type === 'redirect') {
@@ -170,10 +189,10 @@ export class Signal {
     this.onMessage(msg);
   }
 
-  // learnNodes keeps the other nodes' bases, this page's own left out.
+  // learnNodes keeps the other nodes' bases, the one that sent them left out.
   learnNodes(nodes) {
     if (!Array.isArray(nodes)) return;
-    const own = this.loc.origin;
+    const own = this.serverBase;
     this.nodes = [...new Set(nodes.map(nodeBase))].filter((b) => b && b !== own);
     this.nextNode = 0;
   }
@@ -189,11 +208,25 @@ export class Signal {
 
   // moveTo takes the page to the same class on the node at base.
   moveTo(base, code, reason) {
+    if (this.keepPage()) {
+      this.switchTo(base, code, reason);
+      return;
+    }
     this.moving = true;
     this.stopped = true;
     clearTimeout(this.retryTimer);
     this.onStatus({ state: 'reconnecting', code, reason, delay: 0 });
     this.navigate(movedLocation(base, this.token, this.loc));
+  }
+
+  // switchTo moves in place: the next socket goes to the node at base,
+  // which starts with a fresh backoff, as a freshly loaded page would.
+  switchTo(base, code, reason) {
+    this.moves++;
+    this.server = base === this.loc.origin ? '' : base;
+    this.attempt = 0;
+    this.onStatus({ state: 'reconnecting', code, reason, delay: 0 });
+    this.connect();
   }
 
   closed(ws, ev) {
@@ -210,7 +243,7 @@ export class Signal {
     }
     const target = this.redirect;
     this.redirect = '';
-    if (target && movedCount(this.loc) < MAX_MOVES) {
+    if (target && movedCount(this.loc) + this.moves < MAX_MOVES) {
       this.moveTo(target, ev.code, 'redirect');
       return;
     }
@@ -219,14 +252,15 @@ export class Signal {
     this.onStatus({ state: 'reconnecting', code: ev.code, reason: ev.reason, delay });
   }
 
-  // retry reconnects to this page's node, or, once it has failed
+  // retry reconnects to the page's node, or, once it has failed
   // FAILOVER_AFTER times in a row, first probes the next other node and
   // moves there when it answers. Probes go round-robin, one per attempt,
   // so they follow the same backoff as the reconnects.
   async retry() {
     this.retryTimer = 0;
-    if (this.attempt >= FAILOVER_AFTER && this.nodes.length) {
-      const base = this.nodes[this.nextNode++ % this.nodes.length];
+    const others = this.nodes.filter((b) => b !== this.serverBase);
+    if (this.attempt >= FAILOVER_AFTER && others.length) {
+      const base = others[this.nextNode++ % others.length];
       if (await this.probe(base)) {
         if (!this.stopped) this.moveTo(base, 0, 'failover');
         return;
