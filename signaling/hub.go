@@ -104,6 +104,10 @@ func (h *hub) shutdown() {
 type roomStats struct {
 	classes int
 	roles   map[string]int
+	// relaysIn are the streams pulled from other nodes (one peer
+	// connection each), relaysOut the peer connections other nodes pull
+	// this node's streams over (cluster_relay.go).
+	relaysIn, relaysOut int
 }
 
 func (h *hub) stats() roomStats {
@@ -115,6 +119,12 @@ func (h *hub) stats() roomStats {
 		r.mu.Lock()
 		for _, m := range r.members {
 			st.roles[m.info.Role]++
+		}
+		for _, x := range r.streams {
+			if x.relay && x.pub != nil {
+				st.relaysIn++
+			}
+			st.relaysOut += len(x.outs)
 		}
 		r.mu.Unlock()
 	}

@@ -24,6 +24,7 @@ type collector struct {
 	classes, participants, tracks, publishers, subscribers, wsConns *prometheus.Desc
 	packetsIn, packetsFwd, packetsDropped, bytesIn, bytesOut        *prometheus.Desc
 	nacks, keyframes, bitrateIn, bitrateOut                         *prometheus.Desc
+	relaysIn, relaysOut                                             *prometheus.Desc
 }
 
 func newCollector(s *Server) *collector {
@@ -47,6 +48,8 @@ func newCollector(s *Server) *collector {
 		keyframes:      d("keyframe_requests_total", "Keyframe requests sent to publishers, after merging."),
 		bitrateIn:      d("bitrate_in_bps", "Received media bitrate over the last 10 s, bits per second."),
 		bitrateOut:     d("bitrate_out_bps", "Sent media bitrate over the last 10 s, bits per second."),
+		relaysIn:       d("relays_in", "Streams this node pulls from other nodes of a cluster, one peer connection each."),
+		relaysOut:      d("relays_out", "Peer connections over which other nodes of a cluster pull this node's streams."),
 	}
 }
 
@@ -54,7 +57,7 @@ func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{
 		c.classes, c.participants, c.tracks, c.publishers, c.subscribers, c.wsConns,
 		c.packetsIn, c.packetsFwd, c.packetsDropped, c.bytesIn, c.bytesOut,
-		c.nacks, c.keyframes, c.bitrateIn, c.bitrateOut,
+		c.nacks, c.keyframes, c.bitrateIn, c.bitrateOut, c.relaysIn, c.relaysOut,
 	} {
 		ch <- d
 	}
@@ -73,6 +76,8 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 		gauge(c.participants, float64(n), role)
 	}
 	gauge(c.wsConns, float64(c.s.connCount()))
+	gauge(c.relaysIn, float64(hs.relaysIn))
+	gauge(c.relaysOut, float64(hs.relaysOut))
 	st := c.s.engineStats()
 	gauge(c.tracks, float64(st.Tracks))
 	gauge(c.publishers, float64(st.Publishers))
