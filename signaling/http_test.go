@@ -170,7 +170,8 @@ func TestHealthReadyMetrics(t *testing.T) {
 		`lectern_participants{role="teacher"} 1`, "lectern_ws_connections 2", "lectern_tracks 0",
 		"lectern_packets_in_total 0", "lectern_bitrate_in_bps 0", "lectern_bytes_out_total 0",
 		"lectern_nacks_served_total", "lectern_keyframe_requests_total", "lectern_publishers", "lectern_subscribers",
-		"lectern_packets_forwarded_total", "lectern_packets_dropped_total", "lectern_bytes_in_total", "lectern_bitrate_out_bps"} {
+		"lectern_packets_forwarded_total", "lectern_packets_dropped_total", "lectern_bytes_in_total", "lectern_bitrate_out_bps",
+		"lectern_relays_in 0", "lectern_relays_out 0"} {
 		require.Contains(t, string(body), want)
 	}
 
