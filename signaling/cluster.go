@@ -4,7 +4,7 @@ package signaling
 // parts of classes spread over several nodes (docs/scaling.md). This file
 // mirrors classroom events over the cluster's Bus, so that chat, hands,
 // participant lists and moderation cover the whole class; cluster_relay.go
-// pulls the teacher's streams from the node where the teacher publishes;
+// pulls each stream of the class from the node where it is published;
 // cluster_route.go decides which node serves a participant. Without a
 // cluster none of it runs: s.cl is nil and every hook returns at once.
 //
@@ -36,7 +36,7 @@ const (
 	evLeft     = "left"     // Participant.ID left
 	evChat     = "chat"     // Chat was posted
 	evModerate = "moderate" // Action on Target, for the node that has it
-	evStream   = "stream"   // a teacher stream is ready (Ready) or ended
+	evStream   = "stream"   // a stream published here is ready (Ready) or ended
 )
 
 // remoteSweep is how often participants of dead nodes are looked for.
@@ -51,6 +51,9 @@ type clusterEvent struct {
 	Target      string           `json:"target,omitempty"`
 	Stream      *streamInfo      `json:"stream,omitempty"`
 	Ready       bool             `json:"ready,omitempty"`
+	// Role is the role of Stream's owner, teacher or student. Empty reads
+	// as teacher: earlier versions announce teacher streams only.
+	Role string `json:"role,omitempty"`
 }
 
 // remoteMember is a participant of the class on another node.
@@ -84,7 +87,7 @@ func newClusterLink(s *Server, n *cluster.Node, maxStudents int) *clusterLink {
 
 // JoinCluster makes this server a node of a cluster (docs/scaling.md):
 // from then on classes opened here share their events with the other
-// nodes, teacher streams are relayed between nodes and joins may be sent
+// nodes, streams are relayed between nodes and joins may be sent
 // to other nodes. A node joins once; classes already open stay local.
 func (s *Server) JoinCluster(n *cluster.Node) error {
 	l := newClusterLink(s, n, s.opts.MaxStudents)
@@ -169,14 +172,19 @@ func (r *room) mirrorLocked(ev clusterEvent) {
 	}
 }
 
-// mirrorStreamLocked tells the other nodes that a teacher stream
-// published here is ready or ended: they pull it from here.
+// mirrorStreamLocked tells the other nodes that a stream published here
+// (the teacher's, or an invited student's) is ready or ended: they pull
+// it from here. A relayed stream is announced by the node it comes from.
 func (r *room) mirrorStreamLocked(st *stream, ready bool) {
-	if !st.teacher || st.relay {
+	if st.relay {
 		return
 	}
 	info := st.info(string(st.serverID))
-	r.mirrorLocked(clusterEvent{Type: evStream, Stream: &info, Ready: ready})
+	role := auth.RoleStudent
+	if st.teacher {
+		role = auth.RoleTeacher
+	}
+	r.mirrorLocked(clusterEvent{Type: evStream, Stream: &info, Ready: ready, Role: string(role)})
 }
 
 // onEvent applies an event from another node to the local class.
@@ -209,13 +217,14 @@ func (l *clusterLink) onEvent(id sfu.RoomID, from cluster.NodeID, data []byte) {
 		r.remoteModerate(ev.Action, sfu.ParticipantID(ev.Target))
 	case evStream:
 		if ev.Stream != nil {
-			l.streamEvent(r, from, *ev.Stream, ev.Ready)
+			teacher := ev.Role == "" || ev.Role == string(auth.RoleTeacher)
+			l.streamEvent(r, from, remoteStream{info: *ev.Stream, teacher: teacher}, ev.Ready)
 		}
 	}
 }
 
-// sendState answers a hello: the local participants and the teacher
-// streams published here.
+// sendState answers a hello: the local participants and the streams
+// published here.
 func (r *room) sendState() {
 	r.mu.Lock()
 	defer r.mu.Unlock()

@@ -1,11 +1,13 @@
 package signaling
 
 // Relays between nodes (docs/scaling.md): a node with participants of a
-// class whose teacher publishes elsewhere pulls each teacher stream once
-// from that node, over a node-to-node peer connection signaled by NATS
-// request/reply, and offers it to its own participants as the teacher's
-// stream. The origin answers with a Viewer, the WHEP machinery, so the
-// relay is one more subscriber there: k nodes cost the origin k-1 streams.
+// class pulls each stream of the class published on another node (the
+// teacher's on the origin, an invited student's on the student's node)
+// once from that node, over a node-to-node peer connection signaled by
+// NATS request/reply, and offers it to its own participants as the
+// publisher's stream. The publishing node answers with a Viewer, the WHEP
+// machinery, so the relay is one more subscriber there: a stream of a
+// class on k nodes costs its node k-1 relays.
 
 import (
 	"context"
@@ -42,9 +44,16 @@ func errNoParticipant(id sfu.ParticipantID) error {
 	return fmt.Errorf("%w: no participant %.64q", ErrNotFound, id)
 }
 
-// streamEvent follows a teacher stream of another node: pull it while
-// this node has participants of the class, drop it when it ends.
-func (l *clusterLink) streamEvent(r *room, from cluster.NodeID, info streamInfo, ready bool) {
+// remoteStream is a stream another node announced.
+type remoteStream struct {
+	info    streamInfo
+	teacher bool // its owner is a teacher
+}
+
+// streamEvent follows a stream of another node: pull it while this node
+// has participants of the class, drop it when it ends.
+func (l *clusterLink) streamEvent(r *room, from cluster.NodeID, rs remoteStream, ready bool) {
+	info := rs.info
 	r.mu.Lock()
 	id := sfu.StreamID(info.Stream)
 	cur := r.streams[id]
@@ -59,12 +68,8 @@ func (l *clusterLink) streamEvent(r *room, from cluster.NodeID, info streamInfo,
 		return
 	}
 	toClose := r.endRelayLocked(cur, "")
-	for _, st := range r.streams { // a relay of the same label from a former origin
-		if st.relay && st.label == info.Label {
-			toClose = append(toClose, r.endStreamLocked(st)...)
-		}
-	}
-	st := r.reserveRelayLocked(from, info)
+	toClose = append(toClose, r.supersededLocked(from, sfu.ParticipantID(info.Owner), info.Label, rs.teacher)...)
+	st := r.reserveRelayLocked(from, rs)
 	r.mu.Unlock()
 	closeAll(toClose)
 	l.s.tasks.start(func() { l.pull(r, st, 0) })
@@ -78,34 +83,52 @@ func (r *room) endRelayLocked(st *stream, from cluster.NodeID) []io.Closer {
 	return r.endStreamLocked(st)
 }
 
-// endRelaysLocked ends the relays of st's label when the teacher publishes
-// st here: this node is the class's origin now, and what it relayed from a
-// former origin is stale.
+// endRelaysLocked ends the relays that st, published here, replaces.
 func (r *room) endRelaysLocked(st *stream) []io.Closer {
-	if !st.teacher || st.relay {
+	if st.relay {
 		return nil
 	}
+	return r.supersededLocked("", st.owner.pid, st.label, st.teacher)
+}
+
+// supersededLocked ends the relays from nodes other than from (""
+// when the new stream is published here) that a new stream replaces. A
+// teacher stream replaces the teacher streams of its label: the node that
+// sends it is the class's origin now, and what came from a former origin
+// is stale. A student's stream replaces the same student's stream of its
+// label: the student moved to another node. Relays from from itself end
+// with their own announcements.
+func (r *room) supersededLocked(from cluster.NodeID, owner sfu.ParticipantID, label string, teacher bool) []io.Closer {
 	var toClose []io.Closer
 	for _, other := range r.streams {
-		if other.relay && other.label == st.label {
+		if !other.relay || other.relayFrom == from || other.label != label || other.teacher != teacher {
+			continue
+		}
+		if teacher || other.owner.pid == owner {
 			toClose = append(toClose, r.endStreamLocked(other)...)
 		}
 	}
 	return toClose
 }
 
-// reserveRelayLocked records the relayed stream under the origin's id; its
-// owner is a stand-in for the teacher, who is not connected here.
-func (r *room) reserveRelayLocked(from cluster.NodeID, info streamInfo) *stream {
+// reserveRelayLocked records the relayed stream under its publishing
+// node's id; its owner is a stand-in for the publisher, who is not
+// connected here.
+func (r *room) reserveRelayLocked(from cluster.NodeID, rs remoteStream) *stream {
+	info := rs.info
+	role := auth.RoleStudent
+	if rs.teacher {
+		role = auth.RoleTeacher
+	}
 	owner := newConn(r.s, nil)
 	owner.closed.Store(true)
 	owner.pid = sfu.ParticipantID(info.Owner)
-	owner.claims = auth.Claims{Participant: info.Owner, Role: auth.RoleTeacher}
+	owner.claims = auth.Claims{Participant: info.Owner, Role: role}
 	owner.room = r
 	owner.log = r.log.With().Str("relay_from", string(from)).Str("stream", info.Stream).Logger()
 	st := &stream{
 		room: r, owner: owner, serverID: sfu.StreamID(info.Stream), clientID: "relay",
-		label: info.Label, teacher: true, relay: true, relayFrom: from,
+		label: info.Label, teacher: rs.teacher, relay: true, relayFrom: from,
 		done: make(chan struct{}), subs: map[*conn]*subscription{},
 	}
 	owner.pubs[st.clientID] = st
@@ -118,7 +141,7 @@ func (r *room) reserveRelayLocked(from cluster.NodeID, info streamInfo) *stream 
 func (l *clusterLink) pull(r *room, st *stream, attempt int) {
 	err := l.negotiate(r, st)
 	if err == nil {
-		st.owner.log.Info().Msg("signaling: relaying the teacher's stream")
+		st.owner.log.Info().Msg("signaling: relaying a stream of another node")
 		return
 	}
 	r.endStream(st)
@@ -168,8 +191,8 @@ func (l *clusterLink) negotiate(r *room, st *stream) error {
 	return nil
 }
 
-// serveRelay answers a relay request at the node where the teacher
-// publishes: a viewer of the stream, sourced from its tracks.
+// serveRelay answers a relay request at the node where the stream is
+// published: a viewer of the stream, sourced from its tracks.
 func (l *clusterLink) serveRelay(_ context.Context, req cluster.RelayRequest) ([]byte, error) {
 	var o relayOffer
 	if err := json.Unmarshal(req.Offer, &o); err != nil || o.SDP == "" {

@@ -39,7 +39,7 @@ type stream struct {
 	ready    bool
 	ended    bool
 	subs     map[*conn]*subscription
-	// relay: pulled from relayFrom, the node where the teacher publishes
+	// relay: pulled from relayFrom, the node where it is published
 	// (cluster_relay.go); outs: relays other nodes pull of this stream.
 	relay     bool
 	relayFrom cluster.NodeID
