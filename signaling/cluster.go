@@ -244,6 +244,14 @@ func (r *room) remoteJoined(from cluster.NodeID, info participantInfo) {
 	if m := r.members[sfu.ParticipantID(info.ID)]; m != nil && !m.conn.headless() {
 		return // connected here: this node's word is the one that counts
 	}
+	if r.s.hub.bans.banned(r.id, sfu.ParticipantID(info.ID)) {
+		// A removed participant joined a node that did not know: one that
+		// opened the class after the removal, or missed the event. Tell
+		// it again; it removes the participant (close 4003) and keeps the
+		// ban from then on. The participant is never listed here.
+		r.mirrorLocked(clusterEvent{Type: evModerate, Action: typeRemove, Target: info.ID})
+		return
+	}
 	rm := r.remote[sfu.ParticipantID(info.ID)]
 	typ := typeParticipantUpdated
 	if rm == nil {
