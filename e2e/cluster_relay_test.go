@@ -95,7 +95,7 @@ func testEdgeMergesPLI(t *testing.T, a, b *node) {
 	again := pub.KeyframeRequests() - before
 
 	// Every student sends a PLI at the same moment, every 50 ms for 3 s.
-	asked := pub.KeyframeRequests()
+	asked, askedAt := pub.KeyframeRequests(), time.Now()
 	sent := askAll(askers, 3*time.Second)
 	require.GreaterOrEqual(t, sent, students*30, "the students sent their PLIs")
 	waitFor(t, 10*time.Second, "a keyframe request to reach the teacher", func() (bool, string) {
@@ -111,6 +111,8 @@ func testEdgeMergesPLI(t *testing.T, a, b *node) {
 		"%d for %d PLIs of %d students; B sent %v", elapsed.Round(time.Millisecond), got, limit, joined, again-joined,
 		got-again, sent, students, fromB)
 	require.LessOrEqual(t, got, limit, "the teacher gets at most one keyframe request per %v", keyframeWindow)
+	require.LessOrEqual(t, pub.KeyframeRequests()-asked, uint64(time.Since(askedAt)/keyframeWindow)+2,
+		"while the students send PLIs, too")
 	require.LessOrEqual(t, fromB, float64(limit), "B merges its students' requests before they leave the node")
 }
 
