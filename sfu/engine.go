@@ -15,6 +15,8 @@ import (
 
 	"github.com/pion/dtls/v3"
 	"github.com/pion/ice/v4"
+	"github.com/pion/interceptor"
+	"github.com/pion/logging"
 	"github.com/pion/webrtc/v4"
 	"github.com/rs/zerolog"
 )
@@ -69,7 +71,8 @@ type peer interface{ Close() error }
 type Engine struct {
 	log      zerolog.Logger
 	api      *webrtc.API // publishers: they send media to the server
-	outAPI   *webrtc.API // subscribers and viewers: they only receive
+	outAPI   *webrtc.API // subscribers and viewers: they only send
+	pullAPI  *webrtc.API // pullers: the client side of a relay
 	udpConn  *batchConn
 	udpMux   ice.UDPMux
 	tcpMux   ice.TCPMux
@@ -127,14 +130,58 @@ func NewEngine(cfg Config) (*Engine, error) {
 	return e, nil
 }
 
-// buildAPI configures the setting engine, media engine and interceptors.
+// buildAPI configures the pion APIs: api for publishers (the full
+// interceptor chain), outAPI for peer connections that only send, pullAPI
+// for this node's own pullers.
 func (e *Engine) buildAPI(lf *loggerFactory, n netPlan, publicIP net.IP) error {
+	shared, err := e.settingEngine(lf, n, publicIP, true)
+	if err != nil {
+		return err
+	}
+	// A puller is the client side of a node-to-node connection. On the
+	// shared port, two pullers from the same origin (a teacher's camera
+	// and screen) would share one address pair, and each end's mux would
+	// hand one connection's packets to the other: each gets its own port.
+	own, err := e.settingEngine(lf, n, publicIP, false)
+	if err != nil {
+		return err
+	}
+	if e.api, err = e.newAPI(lf, shared, newInterceptors); err != nil {
+		return err
+	}
+	if e.outAPI, err = e.newAPI(lf, shared, newOutInterceptors); err != nil {
+		return err
+	}
+	e.pullAPI, err = e.newAPI(lf, own, newInterceptors)
+	return err
+}
+
+// newAPI builds one pion API with a fresh media engine and the
+// interceptors chain builds.
+func (e *Engine) newAPI(lf *loggerFactory, se webrtc.SettingEngine, chain func(logging.LoggerFactory) (*interceptor.Registry, error)) (*webrtc.API, error) {
+	reg, err := chain(lf)
+	if err != nil {
+		return nil, fmt.Errorf("sfu: interceptors: %w", err)
+	}
+	me, err := newMediaEngine(e.video, e.audio)
+	if err != nil {
+		return nil, fmt.Errorf("sfu: media engine: %w", err)
+	}
+	return webrtc.NewAPI(webrtc.WithSettingEngine(se), webrtc.WithMediaEngine(me), webrtc.WithInterceptorRegistry(reg)), nil
+}
+
+// settingEngine is pion's configuration for this node's network: on the
+// shared ICE sockets (muxed) or on a port of the connection's own.
+func (e *Engine) settingEngine(lf *loggerFactory, n netPlan, publicIP net.IP, muxed bool) (webrtc.SettingEngine, error) {
 	se := webrtc.SettingEngine{LoggerFactory: lf}
-	se.SetICEUDPMux(e.udpMux)
-	if e.tcpMux != nil {
+	tcp := muxed && e.tcpMux != nil
+	if muxed {
+		se.SetICEUDPMux(e.udpMux)
+	}
+	if tcp {
 		se.SetICETCPMux(e.tcpMux)
 	}
-	se.SetNetworkTypes(n.types(e.tcpMux != nil))
+	se.SetNetworkTypes(n.types(tcp))
 	se.SetIncludeLoopbackCandidate(n.loopback)
 	if n.filter != nil {
 		se.SetIPFilter(n.filter)
@@ -156,28 +203,10 @@ func (e *Engine) buildAPI(lf *loggerFactory, n netPlan, publicIP net.IP) error {
 			Mode:            webrtc.ICEAddressRewriteReplace,
 		})
 		if err != nil {
-			return fmt.Errorf("%w: public IP: %v", ErrBadConfig, err)
+			return se, fmt.Errorf("%w: public IP: %v", ErrBadConfig, err)
 		}
 	}
-	me, err := newMediaEngine(e.video, e.audio)
-	if err != nil {
-		return fmt.Errorf("sfu: media engine: %w", err)
-	}
-	reg, err := newInterceptors(lf)
-	if err != nil {
-		return fmt.Errorf("sfu: interceptors: %w", err)
-	}
-	e.api = webrtc.NewAPI(webrtc.WithSettingEngine(se), webrtc.WithMediaEngine(me), webrtc.WithInterceptorRegistry(reg))
-	outMe, err := newMediaEngine(e.video, e.audio)
-	if err != nil {
-		return fmt.Errorf("sfu: media engine: %w", err)
-	}
-	outReg, err := newOutInterceptors(lf)
-	if err != nil {
-		return fmt.Errorf("sfu: interceptors: %w", err)
-	}
-	e.outAPI = webrtc.NewAPI(webrtc.WithSettingEngine(se), webrtc.WithMediaEngine(outMe), webrtc.WithInterceptorRegistry(outReg))
-	return nil
+	return se, nil
 }
 
 // UDPAddr is the bound ICE UDP address.
