@@ -90,12 +90,16 @@ type Directory struct {
 	stop context.CancelFunc
 	wg   sync.WaitGroup
 
+	// restart asks the watch loop to replace a stalled watcher.
+	restart chan struct{}
+
 	mu       sync.Mutex // guards everything below
 	entries  map[sfu.RoomID]Entry
 	synced   bool                     // the watcher delivered every initial value
 	deadSeen map[sfu.RoomID]time.Time // when the sweep first found an entry's origin dead
 	watchers map[int]func(Change)
 	nextW    int
+	cur      watchState // the running watcher, for checkWatcher
 }
 
 // NewDirectory binds to the bucket, creating it if needed, and starts the
@@ -120,6 +124,7 @@ func NewDirectory(ctx context.Context, opts DirectoryOptions) (*Directory, error
 		entries:  map[sfu.RoomID]Entry{},
 		deadSeen: map[sfu.RoomID]time.Time{},
 		watchers: map[int]func(Change){},
+		restart:  make(chan struct{}, 1),
 	}
 	kv, err := openBucket(ctx, opts, d.log)
 	if err != nil {

@@ -21,6 +21,9 @@ const jsReplicasNotSupported jetstream.ErrorCode = 10074
 // retryPause is the wait between attempts to reach JetStream.
 const retryPause = 250 * time.Millisecond
 
+// checkTimeout bounds checkWatcher's request for the bucket's state.
+const checkTimeout = 2 * time.Second
+
 // openBucket binds to the directory's bucket, creating it when missing,
 // and retries until ctx ends (a forming cluster has no JetStream leader).
 func openBucket(ctx context.Context, opts DirectoryOptions, log zerolog.Logger) (jetstream.KeyValue, error) {
@@ -75,15 +78,32 @@ func createBucket(ctx context.Context, js jetstream.JetStream, opts DirectoryOpt
 	return kv, err
 }
 
+// watchState is what the running watcher delivered, and what the last
+// checkWatcher found.
+type watchState struct {
+	running   bool
+	rev       uint64 // highest revision delivered
+	delivered uint64 // updates delivered
+	// behind: at the last check the bucket held a revision past rev,
+	// and delivered was seen.
+	behind bool
+	seen   uint64
+}
+
 // watch keeps the mirror in step with the bucket until Close, starting
-// again whenever the watcher ends, and after every reconnection: the
-// consumer behind a watcher may not have survived a NATS restart, and
-// nats.go would only notice after several missed heartbeats.
+// again whenever the watcher ends, after every reconnection, and when
+// checkWatcher finds it stalled: the consumer behind a watcher may not
+// have survived a NATS restart or the death of the NATS server it lived
+// on, and nats.go would only notice after missed heartbeats.
 func (d *Directory) watch() {
 	defer d.wg.Done()
 	reconnected := d.opts.Conn.StatusChanged(nats.CONNECTED)
 	defer d.opts.Conn.RemoveStatusListener(reconnected)
 	for d.ctx.Err() == nil {
+		select {
+		case <-d.restart: // about a watcher that is gone already
+		default:
+		}
 		w, err := d.kv.WatchAll(d.ctx)
 		if err != nil {
 			d.log.Debug().Err(err).Msg("cluster: directory watch")
@@ -93,9 +113,82 @@ func (d *Directory) watch() {
 			}
 			continue
 		}
+		d.setRunning(true)
 		d.consume(w, reconnected)
+		d.setRunning(false)
 		stopWatcher(w)
 	}
+}
+
+// setRunning starts or ends the record of one watcher.
+func (d *Directory) setRunning(running bool) {
+	d.mu.Lock()
+	d.cur = watchState{running: running}
+	d.mu.Unlock()
+}
+
+// delivered records one update of the running watcher.
+func (d *Directory) delivered(rev uint64) {
+	d.mu.Lock()
+	d.cur.delivered++
+	d.cur.rev = max(d.cur.rev, rev)
+	d.mu.Unlock()
+}
+
+// checkWatcher replaces the watcher when it has stalled.
+//
+// A watcher is an ordered consumer of the bucket's stream, and such a
+// consumer lives on one NATS server, any of the stream's (it has one
+// replica). When that server dies and this node's own connection stays
+// up, only the consumer's idle heartbeats can tell: nats.go checks them
+// every 10 s (twice their 5 s interval) and then recreates the consumer,
+// so the mirror lagged the bucket for 10 to 20 s, longer when the first
+// attempt failed. The stream knows its last revision: a watcher that is
+// behind it at two checks in a row, having delivered nothing in between,
+// is stalled, and a new watcher replays the bucket. A watcher that is
+// slow but delivering (a long replay) is left alone.
+func (d *Directory) checkWatcher() {
+	ctx, cancel := context.WithTimeout(d.ctx, checkTimeout)
+	defer cancel()
+	last, err := d.lastRevision(ctx)
+	if err != nil {
+		return // NATS away: the reconnection restarts the watcher
+	}
+	d.mu.Lock()
+	c := &d.cur
+	behind := c.running && last > c.rev
+	stalled := behind && c.behind && c.delivered == c.seen
+	c.behind, c.seen = behind, c.delivered
+	rev := c.rev
+	d.mu.Unlock()
+	if !stalled {
+		return
+	}
+	d.log.Warn().Uint64("mirrored", rev).Uint64("bucket", last).Msg("cluster: directory watcher stalled; watching again")
+	select {
+	case d.restart <- struct{}{}:
+	default:
+	}
+}
+
+// lastRevision is the bucket's latest revision, 0 when it holds no
+// entry. Only MaxAge removes a latest revision, and it removes the oldest
+// first: while the bucket holds anything, its last revision is there for
+// the watcher to deliver.
+func (d *Directory) lastRevision(ctx context.Context) (uint64, error) {
+	st, err := d.kv.Status(ctx)
+	if err != nil {
+		return 0, err
+	}
+	bs, ok := st.(*jetstream.KeyValueBucketStatus)
+	if !ok {
+		return 0, fmt.Errorf("%w: bucket status of type %T", ErrInvalid, st)
+	}
+	state := bs.StreamInfo().State
+	if state.Msgs == 0 {
+		return 0, nil
+	}
+	return state.LastSeq, nil
 }
 
 // stopWatcher stops w and drains its channel until nats.go closes it:
@@ -117,7 +210,7 @@ func stopWatcher(w jetstream.KeyWatcher) {
 }
 
 // consume applies one watcher's updates until it ends, the connection
-// comes back from an outage, or Close. The watcher first replays every
+// comes back from an outage, checkWatcher finds it stalled, or Close. The watcher first replays every
 // entry, then a nil; entries of the mirror it did not replay are gone.
 func (d *Directory) consume(w jetstream.KeyWatcher, reconnected <-chan nats.Status) {
 	seen := map[sfu.RoomID]bool{}
@@ -130,6 +223,8 @@ func (d *Directory) consume(w jetstream.KeyWatcher, reconnected <-chan nats.Stat
 			return
 		case <-reconnected:
 			return
+		case <-d.restart:
+			return
 		case kve, ok = <-w.Updates():
 		}
 		switch {
@@ -139,6 +234,7 @@ func (d *Directory) consume(w jetstream.KeyWatcher, reconnected <-chan nats.Stat
 			initial = false
 			d.dropUnseen(seen)
 		default:
+			d.delivered(kve.Revision())
 			room := d.apply(kve)
 			if initial && room != "" {
 				seen[room] = true
@@ -208,7 +304,7 @@ func (d *Directory) notify(ch Change) {
 	}
 }
 
-// sweepLoop runs sweep every Sweep until Close.
+// sweepLoop checks the watcher and runs sweep every Sweep until Close.
 func (d *Directory) sweepLoop() {
 	defer d.wg.Done()
 	t := time.NewTicker(d.opts.Sweep)
@@ -218,6 +314,7 @@ func (d *Directory) sweepLoop() {
 		case <-d.ctx.Done():
 			return
 		case <-t.C:
+			d.checkWatcher()
 			d.sweep()
 		}
 	}
