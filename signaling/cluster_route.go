@@ -99,8 +99,8 @@ func (l *clusterLink) routeStudent(id sfu.RoomID) error {
 // else the least-loaded node with room.
 func (l *clusterLink) pickNode(id sfu.RoomID) (cluster.NodeStatus, bool) {
 	carriers := map[cluster.NodeID]bool{}
-	// One read of the class's own entry: scanning the mirror would cost a
-	// pass over every class per join, and the mirror can lag the bucket.
+	// One read of the class's own entry in the bucket: Entries would copy
+	// every class of the mirror per join.
 	ctx, cancel := context.WithTimeout(context.Background(), routeTimeout)
 	e, err := l.node.Directory.Lookup(ctx, id)
 	cancel()
@@ -215,7 +215,9 @@ func (s *Server) listNodes(w http.ResponseWriter, r *http.Request) {
 }
 
 // listRooms: GET /api/rooms, the classes of the whole cluster (the
-// directory) and the classes open here, with their participants.
+// directory's mirror, which follows the bucket within seconds and keeps
+// its last view while NATS is away) and the classes open here, with their
+// participants. It never waits for NATS.
 func (s *Server) listRooms(w http.ResponseWriter, r *http.Request) {
 	if err := s.operator(r); err != nil {
 		writeError(w, err)
@@ -235,9 +237,6 @@ func (s *Server) listRooms(w http.ResponseWriter, r *http.Request) {
 			byID[rm.id] = o
 		}
 		o.Local, o.Participants = rm.counts()
-		if o.Origin == "" {
-			l.lookupOrigin(r.Context(), o)
-		}
 	}
 	out := make([]roomOut, 0, len(byID))
 	for _, o := range byID {
@@ -245,21 +244,6 @@ func (s *Server) listRooms(w http.ResponseWriter, r *http.Request) {
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Room < out[j].Room })
 	writeJSON(w, http.StatusOK, map[string]any{"rooms": out})
-}
-
-// lookupOrigin asks the directory itself for a class this node carries
-// that its mirror does not show: the mirror lags behind the bucket while
-// its watcher recovers from a dead NATS server, and an operator should
-// see the truth about the classes in front of them.
-func (l *clusterLink) lookupOrigin(ctx context.Context, o *roomOut) {
-	if l == nil {
-		return
-	}
-	ctx, cancel := context.WithTimeout(ctx, routeTimeout)
-	defer cancel()
-	if e, err := l.node.Directory.Lookup(ctx, sfu.RoomID(o.Room)); err == nil {
-		o.Origin, o.Since = string(e.Origin), e.Since
-	}
 }
 
 // counts are the listed participants here and in the whole class.
