@@ -213,6 +213,38 @@ func unsubscribe(sub *nats.Subscription) error {
 	return err
 }
 
+// OnReconnect calls fn, from a goroutine of the Bus, each time the NATS
+// connection comes back after an outage, until Close. nats.go has
+// subscribed again and sent what it buffered by then, so what fn
+// publishes reaches the nodes that are back too. Events published during
+// the outage may have reached nobody (the other nodes may subscribe again
+// after they arrived): fn is where a node tells the others its state.
+func (b *Bus) OnReconnect(fn func()) error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.closed {
+		return ErrClosed
+	}
+	ch := b.nc.StatusChanged(nats.CONNECTED)
+	b.wg.Add(1)
+	go func() {
+		defer b.wg.Done()
+		defer b.nc.RemoveStatusListener(ch)
+		for {
+			select {
+			case <-b.ctx.Done():
+				return
+			case _, ok := <-ch:
+				if !ok {
+					return
+				}
+				fn()
+			}
+		}
+	}()
+	return nil
+}
+
 // HandleRelay makes this node answer relay requests with h (it is the
 // origin of its classes). It can be set once.
 func (b *Bus) HandleRelay(h RelayHandler) error {
@@ -318,7 +350,8 @@ func (b *Bus) RequestRelay(ctx context.Context, origin NodeID, room sfu.RoomID, 
 }
 
 // Close ends every subscription and waits for relay handlers in flight
-// (their contexts are cancelled). Further calls do nothing.
+// (their contexts are cancelled) and OnReconnect calls. Further calls do
+// nothing.
 func (b *Bus) Close() error {
 	b.mu.Lock()
 	if b.closed {

@@ -86,6 +86,8 @@ func TestNATSOutage(t *testing.T) {
 	waitAllSeen(t, []*testNode{a, b})
 	_, err := a.node.Directory.Claim(ctxT(t), "ongoing")
 	require.NoError(t, err)
+	reconnects := make(chan struct{}, 4)
+	require.NoError(t, b.node.Bus.OnReconnect(func() { reconnects <- struct{}{} }))
 
 	p.stop()
 	require.Eventually(t, func() bool { return !a.nc.IsConnected() && !b.nc.IsConnected() },
@@ -100,10 +102,16 @@ func TestNATSOutage(t *testing.T) {
 		time.Sleep(100 * time.Millisecond)
 	}
 	require.Equal(t, Unknown, b.node.Registry.Liveness("a", ""))
+	require.Empty(t, reconnects)
 
 	p.start()
 	require.Eventually(t, func() bool { return a.nc.IsConnected() && b.nc.IsConnected() },
 		10*time.Second, 20*time.Millisecond, "the clients reconnect")
+	select {
+	case <-reconnects:
+	case <-time.After(5 * time.Second):
+		t.Fatal("OnReconnect was not called")
+	}
 	require.Eventually(t, func() bool {
 		_, ok := b.node.Registry.Node("a")
 		return ok && b.node.Registry.Liveness("a", a.node.Registry.Self().Boot) == Alive

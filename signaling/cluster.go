@@ -37,6 +37,7 @@ const (
 	evChat     = "chat"     // Chat was posted
 	evModerate = "moderate" // Action on Target, for the node that has it
 	evStream   = "stream"   // a stream published here is ready (Ready) or ended
+	evRoster   = "roster"   // Roster: every participant of the class on the sending node
 )
 
 // remoteSweep is how often participants of dead nodes are looked for.
@@ -51,6 +52,7 @@ type clusterEvent struct {
 	Target      string           `json:"target,omitempty"`
 	Stream      *streamInfo      `json:"stream,omitempty"`
 	Ready       bool             `json:"ready,omitempty"`
+	Roster      []string         `json:"roster,omitempty"`
 	// Role is the role of Stream's owner, teacher or student. Empty reads
 	// as teacher: earlier versions announce teacher streams only.
 	Role string `json:"role,omitempty"`
@@ -103,13 +105,33 @@ func (s *Server) JoinCluster(n *cluster.Node) error {
 // link is the cluster glue, nil while the node is on its own.
 func (s *Server) link() *clusterLink { return s.cl.Load() }
 
-// start answers relay requests and sweeps out participants of dead nodes.
+// start answers relay requests, sweeps out participants of dead nodes
+// and resynchronises the classes after every NATS outage.
 func (l *clusterLink) start() error {
 	if err := l.node.Bus.HandleRelay(l.serveRelay); err != nil {
 		return err
 	}
+	if err := l.node.Bus.OnReconnect(l.resync); err != nil {
+		return err
+	}
 	l.s.tasks.start(l.sweepLoop)
 	return nil
+}
+
+// resync runs when NATS is back after an outage. Events published
+// meanwhile may have reached no other node, so every class tells the
+// other nodes its state here (participants, then the roster that drops
+// those who left meanwhile, and the teacher streams published here) and
+// asks them for theirs: both sides of the class converge whichever node
+// reconnected first, and a node that missed a stream announcement pulls
+// the stream then.
+func (l *clusterLink) resync() {
+	for _, r := range l.s.hub.snapshot() {
+		r.sendState()
+		r.mu.Lock()
+		r.mirrorLocked(clusterEvent{Type: evHello})
+		r.mu.Unlock()
+	}
 }
 
 func (l *clusterLink) shutdown() { l.once.Do(func() { close(l.stop) }) }
@@ -220,19 +242,24 @@ func (l *clusterLink) onEvent(id sfu.RoomID, from cluster.NodeID, data []byte) {
 			teacher := ev.Role == "" || ev.Role == string(auth.RoleTeacher)
 			l.streamEvent(r, from, remoteStream{info: *ev.Stream, teacher: teacher}, ev.Ready)
 		}
+	case evRoster:
+		r.remoteRoster(from, ev.Roster)
 	}
 }
 
-// sendState answers a hello: the local participants and the streams
-// published here.
+// sendState answers a hello: the local participants, their roster and
+// the streams published here.
 func (r *room) sendState() {
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	roster := []string{}
 	for _, m := range r.members {
 		if m.listed() {
 			r.mirrorLocked(clusterEvent{Type: evJoined, Participant: &m.info})
+			roster = append(roster, m.info.ID)
 		}
 	}
+	r.mirrorLocked(clusterEvent{Type: evRoster, Roster: roster})
 	for _, st := range r.readyStreamsLocked() {
 		r.mirrorStreamLocked(st, true)
 	}
@@ -271,10 +298,32 @@ func (r *room) remoteLeft(from cluster.NodeID, id sfu.ParticipantID) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if rm := r.remote[id]; rm != nil && rm.node == from {
-		delete(r.remote, id)
-		if r.members[id] == nil {
-			r.broadcastLocked(encode(typeParticipantLeft, "", participantRefOut{ID: string(id)}), nil)
+		r.dropRemoteLocked(id)
+	}
+}
+
+// remoteRoster drops the participants of node from that its roster no
+// longer lists: they left while their departure could not reach here.
+func (r *room) remoteRoster(from cluster.NodeID, ids []string) {
+	keep := make(map[sfu.ParticipantID]bool, len(ids))
+	for _, id := range ids {
+		keep[sfu.ParticipantID(id)] = true
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for id, rm := range r.remote {
+		if rm.node == from && !keep[id] {
+			r.dropRemoteLocked(id)
 		}
+	}
+}
+
+// dropRemoteLocked forgets a participant of another node, and tells the
+// local members unless the participant is connected here now.
+func (r *room) dropRemoteLocked(id sfu.ParticipantID) {
+	delete(r.remote, id)
+	if r.members[id] == nil {
+		r.broadcastLocked(encode(typeParticipantLeft, "", participantRefOut{ID: string(id)}), nil)
 	}
 }
 
@@ -350,10 +399,7 @@ func (r *room) dropDeadRemotes(reg *cluster.Registry) {
 	defer r.mu.Unlock()
 	for id, rm := range r.remote {
 		if reg.Liveness(rm.node, "") == cluster.Dead {
-			delete(r.remote, id)
-			if r.members[id] == nil {
-				r.broadcastLocked(encode(typeParticipantLeft, "", participantRefOut{ID: string(id)}), nil)
-			}
+			r.dropRemoteLocked(id)
 		}
 	}
 }
