@@ -1,0 +1,270 @@
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"net/http"
+	"os/exec"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"lectern/app"
+	"lectern/auth"
+	"lectern/client"
+	"lectern/cluster"
+	"lectern/config"
+	"lectern/sfu"
+)
+
+// outageFor is how long NATS stays away: three times the registry's
+// GoneAfter, so that every announcement is long overdue when it returns.
+const outageFor = 15 * time.Second
+
+// natsProcess is a stock `nats-server -js` on a fixed loopback port with
+// its own store, which can be stopped and started again on both.
+type natsProcess struct {
+	t    *testing.T
+	bin  string
+	dir  string
+	port int
+	cmd  *exec.Cmd
+}
+
+// startNATSProcess runs Debian's nats-server; the test fails rather than
+// skips without it (the environment Lectern supports has it).
+func startNATSProcess(t *testing.T) *natsProcess {
+	t.Helper()
+	p := &natsProcess{t: t, dir: t.TempDir(), port: freePort(t)}
+	for _, b := range []string{"nats-server", "/usr/sbin/nats-server", "/usr/bin/nats-server", "/usr/local/bin/nats-server"} {
+		if path, err := exec.LookPath(b); err == nil {
+			p.bin = path
+			break
+		}
+	}
+	require.NotEmpty(t, p.bin, "nats-server must be installed (apt-get install nats-server)")
+	p.start()
+	t.Cleanup(p.stop)
+	return p
+}
+
+func (p *natsProcess) url() string { return "nats://127.0.0.1:" + strconv.Itoa(p.port) }
+
+func (p *natsProcess) start() {
+	p.t.Helper()
+	p.cmd = exec.Command(p.bin, "-a", "127.0.0.1", "-p", strconv.Itoa(p.port), "-js", "-sd", p.dir)
+	require.NoError(p.t, p.cmd.Start())
+	require.Eventually(p.t, func() bool {
+		c, err := net.DialTimeout("tcp", "127.0.0.1:"+strconv.Itoa(p.port), 100*time.Millisecond)
+		if err == nil {
+			_ = c.Close()
+		}
+		return err == nil
+	}, 10*time.Second, 20*time.Millisecond, "nats-server listens")
+}
+
+// stop kills the server the way a crashed NATS host stops.
+func (p *natsProcess) stop() {
+	if p.cmd != nil {
+		_ = p.cmd.Process.Kill()
+		_ = p.cmd.Wait()
+		p.cmd = nil
+	}
+}
+
+// startExternalNodes runs one Lectern node per id, all joined to the
+// external NATS at url, and returns once every node hears every other
+// and mirrors the directory.
+func startExternalNodes(t *testing.T, url string, ids ...string) []*node {
+	t.Helper()
+	nodes := make([]*node, 0, len(ids))
+	for _, id := range ids {
+		cfg := config.Default()
+		cfg.HTTP, cfg.UDPPort, cfg.TCPPort, cfg.PublicIP = "127.0.0.1:0", 0, 0, "127.0.0.1"
+		cfg.Data, cfg.Auth, cfg.LogLevel = t.TempDir(), "tokens", "warn"
+		cfg.Secret = "cluster-test-secret-cluster-test-secret-0123456789"
+		cfg.NodeID = id
+		cfg.NATS = []string{url}
+		require.NoError(t, cfg.Validate())
+		a, err := app.New(cfg, testLogger(t))
+		require.NoError(t, err)
+		require.NoError(t, a.Start())
+		t.Cleanup(func() {
+			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+			defer cancel()
+			require.NoError(t, a.Shutdown(ctx))
+		})
+		nodes = append(nodes, &node{server: &server{app: a, base: a.BaseURL(), signer: a.Signer()}, name: a.NodeID(), url: a.PublicURL()})
+	}
+	for _, n := range nodes {
+		require.Eventually(t, func() bool { return n.app.Cluster() != nil }, 30*time.Second, 50*time.Millisecond,
+			"node %s joins the control plane", n.name)
+		require.Eventually(t, func() bool { return len(n.app.Cluster().Registry.Nodes()) == len(nodes) },
+			30*time.Second, 50*time.Millisecond, "node %s hears every node", n.name)
+		require.Eventually(t, n.app.Cluster().Directory.Synced, 30*time.Second, 50*time.Millisecond)
+	}
+	return nodes
+}
+
+// readyz is the status of a node's GET /readyz.
+func readyz(t *testing.T, n *node) int {
+	t.Helper()
+	resp, err := http.Get(n.base + "/readyz")
+	require.NoError(t, err)
+	_ = resp.Body.Close()
+	return resp.StatusCode
+}
+
+// clusterView is what an operator sees of the cluster from one node.
+func clusterView(t *testing.T, n *node, op string) (nodes map[string]string, origins map[string]string) {
+	t.Helper()
+	var ns struct {
+		Nodes []struct {
+			ID       string `json:"id"`
+			Liveness string `json:"liveness"`
+		} `json:"nodes"`
+	}
+	var rs struct {
+		Rooms []struct {
+			Room   string `json:"room"`
+			Origin string `json:"origin"`
+		} `json:"rooms"`
+	}
+	require.Equal(t, http.StatusOK, getJSON(t, n.base+"/api/nodes", op, &ns))
+	require.Equal(t, http.StatusOK, getJSON(t, n.base+"/api/rooms", op, &rs))
+	nodes, origins = map[string]string{}, map[string]string{}
+	for _, x := range ns.Nodes {
+		nodes[x.ID] = x.Liveness
+	}
+	for _, r := range rs.Rooms {
+		origins[r.Room] = r.Origin
+	}
+	return nodes, origins
+}
+
+// TestClusterNATSOutage: two nodes on an external nats-server, the
+// teacher on A, a student on B receiving the video through B's relay.
+// NATS goes away for 15 s: the student keeps receiving video all along
+// and both nodes report not ready. NATS comes back on the same port and
+// store: both nodes are ready again with no restart, a new student on B
+// receives the video, chat crosses nodes, operators see both nodes and
+// the class on A, and A is still the class's only origin.
+func TestClusterNATSOutage(t *testing.T) {
+	t.Parallel()
+	nats := startNATSProcess(t)
+	nodes := startExternalNodes(t, nats.url(), "a", "b")
+	a, b := nodes[0], nodes[1]
+	room := newRoom()
+	op := a.token(t, "*", auth.RoleOperator, "Ops")
+
+	teacher := a.dial(t, a.token(t, room, auth.RoleTeacher, "Teacher"), client.Options{})
+	publishClip(t, teacher, clipIVF, clipOgg)
+	s1 := b.dial(t, b.token(t, room, auth.RoleStudent, "Student 1"), client.Options{})
+	require.Equal(t, b.url, s1.BaseURL())
+	receivesVideo(t, s1, teacher.ID(), 20*time.Second)
+	relayed := s1.SubscriptionOf(teacher.ID(), client.LabelCamera)
+	leaver := b.dial(t, b.token(t, room, auth.RoleStudent, "Leaver"), client.Options{NoSubscribe: true})
+	require.Eventually(t, func() bool { _, ok := teacher.Participant(leaver.ID()); return ok }, 10*time.Second, 20*time.Millisecond)
+	require.Equal(t, int64(1), a.app.Engine().Stats().Subscribers, "A sends the camera once, to B's relay")
+	entry, err := b.app.Cluster().Directory.Lookup(context.Background(), sfu.RoomID(room))
+	require.NoError(t, err)
+	require.Equal(t, cluster.NodeID("a"), entry.Origin)
+
+	nats.stop()
+	for _, n := range nodes {
+		waitFor(t, 10*time.Second, "node "+n.name+" not ready", func() (bool, string) {
+			code := readyz(t, n)
+			return code == http.StatusServiceUnavailable, fmt.Sprintf("/readyz %d", code)
+		})
+	}
+	start := time.Now()
+	// Participants come and go on B meanwhile: B serves them on its own.
+	require.NoError(t, leaver.Close())
+	late := b.dial(t, b.token(t, room, auth.RoleStudent, "Late"), client.Options{})
+	require.Equal(t, b.url, late.BaseURL())
+	receivesVideo(t, late, teacher.ID(), 10*time.Second)
+	last := relayed.Video()
+	lastGrowth := time.Now()
+	for time.Since(start) < outageFor {
+		time.Sleep(250 * time.Millisecond)
+		for _, n := range nodes {
+			require.Equal(t, http.StatusServiceUnavailable, readyz(t, n), "node %s during the outage", n.name)
+		}
+		v := relayed.Video()
+		if v.Packets > last.Packets && v.Bytes > last.Bytes {
+			last, lastGrowth = v, time.Now()
+		}
+		require.Less(t, time.Since(lastGrowth), 2*time.Second,
+			"the student on B received no video for 2 s, %v into the outage (%d packets)", time.Since(start), v.Packets)
+	}
+	require.Same(t, relayed, s1.SubscriptionOf(teacher.ID(), client.LabelCamera), "the relayed stream was never replaced")
+
+	nats.start()
+	for _, n := range nodes {
+		waitFor(t, 15*time.Second, "node "+n.name+" ready again", func() (bool, string) {
+			code := readyz(t, n)
+			return code == http.StatusOK, fmt.Sprintf("/readyz %d", code)
+		})
+	}
+
+	t.Run("the class's participants are the same on both nodes", func(t *testing.T) {
+		want := []string{teacher.ID(), s1.ID(), late.ID()}
+		for _, c := range []*client.Client{teacher, s1, late} {
+			waitFor(t, 15*time.Second, c.Me().Name+"'s participant list", func() (bool, string) {
+				var got []string
+				for _, p := range c.Participants() {
+					got = append(got, p.ID)
+				}
+				return assert.ElementsMatch(noT{}, want, got), fmt.Sprintf("want %v, got %v", want, got)
+			})
+		}
+	})
+
+	t.Run("a new student on B receives the video", func(t *testing.T) {
+		s2 := b.dial(t, b.token(t, room, auth.RoleStudent, "Student 2"), client.Options{})
+		require.Equal(t, b.url, s2.BaseURL())
+		receivesVideo(t, s2, teacher.ID(), 20*time.Second)
+	})
+
+	t.Run("chat crosses nodes again", func(t *testing.T) {
+		require.NoError(t, s1.Chat("back from B"))
+		require.Eventually(t, func() bool { return teacher.HasChat("back from B") }, 15*time.Second, 50*time.Millisecond)
+		require.NoError(t, teacher.Chat("back from A"))
+		require.Eventually(t, func() bool { return s1.HasChat("back from A") }, 15*time.Second, 50*time.Millisecond)
+	})
+
+	t.Run("operators see both nodes and the class on A", func(t *testing.T) {
+		for _, n := range nodes {
+			waitFor(t, 15*time.Second, "node "+n.name+"'s view of the cluster", func() (bool, string) {
+				live, origins := clusterView(t, n, op)
+				ok := live["a"] == "alive" && live["b"] == "alive" && origins[room] == "a"
+				return ok, fmt.Sprintf("nodes %v, origin of the class %q", live, origins[room])
+			})
+		}
+	})
+
+	t.Run("A stays the only origin", func(t *testing.T) {
+		// Past GoneAfter of unbroken announcements, when B could judge A.
+		time.Sleep(cluster.DefaultGoneAfter + time.Second)
+		for _, n := range nodes {
+			e, err := n.app.Cluster().Directory.Lookup(context.Background(), sfu.RoomID(room))
+			require.NoError(t, err)
+			require.Equal(t, entry.Origin, e.Origin)
+			require.Equal(t, entry.Boot, e.Boot)
+		}
+		require.Same(t, relayed, s1.SubscriptionOf(teacher.ID(), client.LabelCamera))
+		before := relayed.Video().Packets
+		require.Eventually(t, func() bool { return relayed.Video().Packets > before+30 }, 10*time.Second, 50*time.Millisecond,
+			"the first student still receives the video")
+		require.Equal(t, int64(1), a.app.Engine().Stats().Subscribers, "A still sends the camera once, to B's relay")
+	})
+}
+
+// noT lets assert's comparisons run as plain predicates.
+type noT struct{}
+
+func (noT) Errorf(string, ...any) {}
