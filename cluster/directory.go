@@ -23,7 +23,9 @@ const (
 	// nobody cleaned up (the whole service stopped at once). Origins
 	// rewrite their entries after half of it, so a live class never expires.
 	DefaultTTL = 12 * time.Hour
-	// DefaultSweep is how often dead origins' entries are looked for.
+	// DefaultSweep is how often the directory's upkeep runs: the check
+	// of the watcher, the sweep of dead origins' entries and the upkeep
+	// of this node's own claims.
 	DefaultSweep = 2 * time.Second
 	// maxClaimAttempts bounds one claim's compare-and-set retries; each
 	// retry follows a change by another node, so a few are plenty.
@@ -66,12 +68,14 @@ type DirectoryOptions struct {
 	Replicas int
 	// TTL is the bucket's MaxAge (DefaultTTL).
 	TTL time.Duration
-	// Sweep is how often dead origins' entries are cleared (DefaultSweep).
+	// Sweep is how often the upkeep runs (DefaultSweep).
 	Sweep time.Duration
 	// NoMirror skips the in-memory mirror, and with it Entries, Watch, the
-	// sweep and the refresh of this node's entries before TTL. Every
-	// directory change reaches every mirroring node, so a large fleet
-	// mirrors on a few nodes only (docs/scaling.md).
+	// sweep, the refresh of this node's entries before TTL and the
+	// recreation of a lost bucket; this node's claims are then checked
+	// after each reconnection only. Every directory change reaches every
+	// mirroring node, so a large fleet mirrors on a few nodes only
+	// (docs/scaling.md).
 	NoMirror bool
 	Logger   zerolog.Logger
 }
@@ -84,6 +88,7 @@ type DirectoryOptions struct {
 type Directory struct {
 	opts DirectoryOptions
 	reg  *Registry
+	js   jetstream.JetStream
 	kv   jetstream.KeyValue
 	log  zerolog.Logger
 	ctx  context.Context // ends at Close
@@ -92,6 +97,10 @@ type Directory struct {
 
 	// restart asks the watch loop to replace a stalled watcher.
 	restart chan struct{}
+	// ownMu serialises Release and the upkeep of this node's claims
+	// (claims.go), so that upkeep never claims again a class being
+	// released. It is held across NATS round trips and taken before mu.
+	ownMu sync.Mutex
 
 	mu       sync.Mutex // guards everything below
 	entries  map[sfu.RoomID]Entry
@@ -99,7 +108,11 @@ type Directory struct {
 	deadSeen map[sfu.RoomID]time.Time // when the sweep first found an entry's origin dead
 	watchers map[int]func(Change)
 	nextW    int
-	cur      watchState // the running watcher, for checkWatcher
+	cur      watchState          // the running watcher, for checkWatcher
+	owned    map[sfu.RoomID]bool // classes this node claimed for itself
+	// releasing are releases that failed for want of NATS, retried.
+	releasing map[sfu.RoomID]bool
+	recheck   bool // the next upkeep looks every claim up
 }
 
 // NewDirectory binds to the bucket, creating it if needed, and starts the
@@ -125,17 +138,22 @@ func NewDirectory(ctx context.Context, opts DirectoryOptions) (*Directory, error
 		deadSeen: map[sfu.RoomID]time.Time{},
 		watchers: map[int]func(Change){},
 		restart:  make(chan struct{}, 1),
+		owned:    map[sfu.RoomID]bool{}, releasing: map[sfu.RoomID]bool{},
 	}
-	kv, err := openBucket(ctx, opts, d.log)
+	js, err := jetstream.New(opts.Conn)
 	if err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrUnavailable, err)
+	}
+	d.js = js
+	if d.kv, err = openBucket(ctx, js, opts, d.log); err != nil {
 		return nil, err
 	}
-	d.kv = kv
 	d.ctx, d.stop = context.WithCancel(context.Background())
+	d.wg.Add(1)
+	go d.maintain()
 	if !opts.NoMirror {
-		d.wg.Add(2)
+		d.wg.Add(1)
 		go d.watch()
-		go d.sweepLoop()
 	}
 	return d, nil
 }
@@ -152,7 +170,11 @@ func (d *Directory) self() (NodeID, string) {
 // other origin's entry and ErrTaken.
 func (d *Directory) Claim(ctx context.Context, room sfu.RoomID) (Entry, error) {
 	id, boot := d.self()
-	return d.claim(ctx, room, id, boot)
+	e, err := d.claim(ctx, room, id, boot)
+	if err == nil {
+		d.own(room)
+	}
+	return e, err
 }
 
 // claim writes origin into the class's entry by compare-and-set.
@@ -240,8 +262,18 @@ func decodeEntry(room sfu.RoomID, kve jetstream.KeyValueEntry) (Entry, error) {
 
 // Release removes the class's entry if this node is still its origin (the
 // class ended). ErrNotOwner when another node holds it, nil when the
-// class has no entry.
+// class has no entry. When NATS does not answer (ErrUnavailable), the
+// Directory releases the class itself once NATS is back, unless this
+// node claims it again first.
 func (d *Directory) Release(ctx context.Context, room sfu.RoomID) error {
+	d.ownMu.Lock()
+	defer d.ownMu.Unlock()
+	err := d.release(ctx, room)
+	d.disown(room, errors.Is(err, ErrUnavailable))
+	return err
+}
+
+func (d *Directory) release(ctx context.Context, room sfu.RoomID) error {
 	id, boot := d.self()
 	for range maxClaimAttempts {
 		cur, err := d.Lookup(ctx, room)
@@ -344,8 +376,9 @@ func (d *Directory) Watch(fn func(Change)) (cancel func()) {
 	}
 }
 
-// Close stops the watcher and the sweep; the bucket and this node's
-// entries stay (Release them first when the classes end).
+// Close stops the watcher, the sweep and the upkeep of claims; the
+// bucket and this node's entries stay (Release them first when the
+// classes end).
 func (d *Directory) Close() error {
 	d.stop()
 	d.wg.Wait()

@@ -19,7 +19,10 @@
 // options; Close stops its goroutines. There is no package-level mutable
 // state.
 //
-// Lock order: each type has one mutex and never calls out (to NATS, the
-// registry or a callback) while holding it, so no two locks are ever held
-// together. Directory reads the Registry only with its own lock released.
+// Lock order: each type has one mutex guarding its state and never calls
+// out (to NATS, the registry or a callback) while holding it, so no two
+// of them are ever held together. Directory reads the Registry only with
+// its own lock released. Directory.ownMu is the one exception: it only
+// serialises Release with the upkeep of claims, is held across NATS round
+// trips, and is taken before Directory.mu, never after.
 package cluster

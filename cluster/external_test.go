@@ -2,12 +2,15 @@ package cluster
 
 import (
 	"context"
+	"errors"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/stretchr/testify/require"
+
+	"lectern/sfu"
 )
 
 // TestStockNATSServer runs the control plane against the nats-server
@@ -84,8 +87,10 @@ func TestNATSOutage(t *testing.T) {
 	a := startNode(t, connect(t, p.url()), "a", 0)
 	b := startNode(t, connect(t, p.url()), "b", 0)
 	waitAllSeen(t, []*testNode{a, b})
-	_, err := a.node.Directory.Claim(ctxT(t), "ongoing")
-	require.NoError(t, err)
+	for _, room := range []sfu.RoomID{"ongoing", "ending"} {
+		_, err := a.node.Directory.Claim(ctxT(t), room)
+		require.NoError(t, err)
+	}
 	reconnects := make(chan struct{}, 4)
 	require.NoError(t, b.node.Bus.OnReconnect(func() { reconnects <- struct{}{} }))
 
@@ -93,9 +98,13 @@ func TestNATSOutage(t *testing.T) {
 	require.Eventually(t, func() bool { return !a.nc.IsConnected() && !b.nc.IsConnected() },
 		5*time.Second, 20*time.Millisecond)
 	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
-	_, err = b.node.Directory.Claim(ctx, "during")
+	_, err := b.node.Directory.Claim(ctx, "during")
 	cancel()
 	require.ErrorIs(t, err, ErrUnavailable)
+	ctx, cancel = context.WithTimeout(context.Background(), 300*time.Millisecond)
+	err = a.node.Directory.Release(ctx, "ending")
+	cancel()
+	require.ErrorIs(t, err, ErrUnavailable, "a class ends during the outage")
 	deadline := time.Now().Add(DefaultGoneAfter + 2*time.Second)
 	for time.Now().Before(deadline) {
 		require.NotEqual(t, Dead, b.node.Registry.Liveness("a", ""), "a node cut off judges nobody dead")
@@ -121,6 +130,10 @@ func TestNATSOutage(t *testing.T) {
 	require.Equal(t, NodeID("a"), e.Origin)
 	_, err = b.node.Directory.Claim(ctxT(t), "after")
 	require.NoError(t, err)
+	require.Eventually(t, func() bool {
+		_, err := b.node.Directory.Lookup(ctxT(t), "ending")
+		return errors.Is(err, ErrNoEntry)
+	}, 10*time.Second, 50*time.Millisecond, "the release that failed is done once NATS is back")
 	require.Eventually(t, func() bool {
 		for _, e := range a.node.Directory.Entries() {
 			if e.Room == "after" {

@@ -26,11 +26,7 @@ const checkTimeout = 2 * time.Second
 
 // openBucket binds to the directory's bucket, creating it when missing,
 // and retries until ctx ends (a forming cluster has no JetStream leader).
-func openBucket(ctx context.Context, opts DirectoryOptions, log zerolog.Logger) (jetstream.KeyValue, error) {
-	js, err := jetstream.New(opts.Conn)
-	if err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrUnavailable, err)
-	}
+func openBucket(ctx context.Context, js jetstream.JetStream, opts DirectoryOptions, log zerolog.Logger) (jetstream.KeyValue, error) {
 	for {
 		kv, err := js.KeyValue(ctx, opts.Bucket)
 		if errors.Is(err, jetstream.ErrBucketNotFound) {
@@ -151,6 +147,10 @@ func (d *Directory) checkWatcher() {
 	ctx, cancel := context.WithTimeout(d.ctx, checkTimeout)
 	defer cancel()
 	last, err := d.lastRevision(ctx)
+	if errors.Is(err, jetstream.ErrStreamNotFound) {
+		d.recreateBucket(ctx)
+		return
+	}
 	if err != nil {
 		return // NATS away: the reconnection restarts the watcher
 	}
@@ -168,6 +168,17 @@ func (d *Directory) checkWatcher() {
 	select {
 	case d.restart <- struct{}{}:
 	default:
+	}
+}
+
+// recreateBucket makes the bucket again when NATS came back without it
+// (a server restarted without its store). The watcher resumes on it by
+// itself, its replay empties the mirror, and the upkeep of claims writes
+// this node's classes again.
+func (d *Directory) recreateBucket(ctx context.Context) {
+	d.log.Warn().Str("bucket", d.opts.Bucket).Msg("cluster: directory bucket gone; creating it again")
+	if _, err := createBucket(ctx, d.js, d.opts, d.log); err != nil && !errors.Is(err, jetstream.ErrBucketExists) {
+		d.log.Warn().Err(err).Msg("cluster: directory bucket not created")
 	}
 }
 
@@ -301,22 +312,6 @@ func (d *Directory) notify(ch Change) {
 	d.mu.Unlock()
 	for _, fn := range fns {
 		fn(ch)
-	}
-}
-
-// sweepLoop checks the watcher and runs sweep every Sweep until Close.
-func (d *Directory) sweepLoop() {
-	defer d.wg.Done()
-	t := time.NewTicker(d.opts.Sweep)
-	defer t.Stop()
-	for {
-		select {
-		case <-d.ctx.Done():
-			return
-		case <-t.C:
-			d.checkWatcher()
-			d.sweep()
-		}
 	}
 }
 
