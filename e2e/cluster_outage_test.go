@@ -202,6 +202,10 @@ func TestClusterNATSOutage(t *testing.T) {
 			"the student on B received no video for 2 s, %v into the outage (%d packets)", time.Since(start), v.Packets)
 	}
 	require.Same(t, relayed, s1.SubscriptionOf(teacher.ID(), client.LabelCamera), "the relayed stream was never replaced")
+	for _, n := range nodes {
+		_, origins := clusterView(t, n, op)
+		require.Equal(t, "a", origins[room], "node %s still shows the class on A, as last mirrored", n.name)
+	}
 
 	nats.start()
 	for _, n := range nodes {
