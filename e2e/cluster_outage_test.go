@@ -149,10 +149,13 @@ func clusterView(t *testing.T, n *node, op string) (nodes map[string]string, ori
 // TestClusterNATSOutage: two nodes on an external nats-server, the
 // teacher on A, a student on B receiving the video through B's relay.
 // NATS goes away for 15 s: the student keeps receiving video all along
-// and both nodes report not ready. NATS comes back on the same port and
-// store: both nodes are ready again with no restart, a new student on B
-// receives the video, chat crosses nodes, operators see both nodes and
-// the class on A, and A is still the class's only origin.
+// and both nodes report not ready; meanwhile a student leaves B, another
+// joins there, and a second class begins on B. NATS comes back on the
+// same port and store: both nodes are ready again with no restart, both
+// list the class's participants right, the second class gets its origin,
+// a new student on B receives the video,
+// chat crosses nodes, operators see both nodes and the class on A, and
+// A is still the class's only origin.
 func TestClusterNATSOutage(t *testing.T) {
 	t.Parallel()
 	nats := startNATSProcess(t)
@@ -187,6 +190,10 @@ func TestClusterNATSOutage(t *testing.T) {
 	late := b.dial(t, b.token(t, room, auth.RoleStudent, "Late"), client.Options{})
 	require.Equal(t, b.url, late.BaseURL())
 	receivesVideo(t, late, teacher.ID(), 10*time.Second)
+	// A class begins on B: nothing can claim it before NATS is back.
+	room2 := newRoom()
+	teacher2 := b.dial(t, b.token(t, room2, auth.RoleTeacher, "Teacher 2"), client.Options{})
+	require.Equal(t, b.url, teacher2.BaseURL())
 	last := relayed.Video()
 	lastGrowth := time.Now()
 	var maxGap time.Duration
@@ -233,6 +240,15 @@ func TestClusterNATSOutage(t *testing.T) {
 		}
 	})
 
+	t.Run("a class begun during the outage gets its origin", func(t *testing.T) {
+		for _, n := range nodes {
+			waitFor(t, 15*time.Second, "node "+n.name+" lists the class begun during the outage", func() (bool, string) {
+				_, origins := clusterView(t, n, op)
+				return origins[room2] == "b", fmt.Sprintf("origin %q", origins[room2])
+			})
+		}
+	})
+
 	t.Run("a new student on B receives the video", func(t *testing.T) {
 		s2 := b.dial(t, b.token(t, room, auth.RoleStudent, "Student 2"), client.Options{})
 		require.Equal(t, b.url, s2.BaseURL())
@@ -271,6 +287,42 @@ func TestClusterNATSOutage(t *testing.T) {
 			"the first student still receives the video")
 		require.Equal(t, int64(1), a.app.Engine().Stats().Subscribers, "A still sends the camera once, to B's relay")
 	})
+}
+
+// TestClusterNATSOutageFirstStudent: while NATS is away, the first
+// student of a class joins a node that does not carry the class yet, so
+// cannot ask the origin for its video. Once NATS is back the nodes
+// resynchronise: the student receives the video and both sides list
+// each other.
+func TestClusterNATSOutageFirstStudent(t *testing.T) {
+	t.Parallel()
+	nats := startNATSProcess(t)
+	nodes := startExternalNodes(t, nats.url(), "a", "b")
+	a, b := nodes[0], nodes[1]
+	room := newRoom()
+	teacher := a.dial(t, a.token(t, room, auth.RoleTeacher, "Teacher"), client.Options{})
+	publishClip(t, teacher, clipIVF, "")
+	require.Eventually(t, teacher.Live, 10*time.Second, 20*time.Millisecond, "teacher live")
+
+	nats.stop()
+	waitFor(t, 10*time.Second, "node b not ready", func() (bool, string) {
+		code := readyz(t, b)
+		return code == http.StatusServiceUnavailable, fmt.Sprintf("/readyz %d", code)
+	})
+	student := b.dial(t, b.token(t, room, auth.RoleStudent, "Student"), client.Options{})
+	require.Equal(t, b.url, student.BaseURL(), "B serves the student itself while NATS is away")
+	time.Sleep(cluster.DefaultGoneAfter + time.Second)
+	require.Nil(t, student.SubscriptionOf(teacher.ID(), client.LabelCamera), "no video can come before NATS is back")
+
+	nats.start()
+	back := time.Now()
+	receivesVideo(t, student, teacher.ID(), 20*time.Second)
+	t.Logf("the student received video %v after NATS listened again", time.Since(back).Round(10*time.Millisecond))
+	require.Eventually(t, func() bool {
+		_, ok := teacher.Participant(student.ID())
+		_, ok2 := student.Participant(teacher.ID())
+		return ok && ok2
+	}, 10*time.Second, 20*time.Millisecond, "teacher and student list each other")
 }
 
 // noT lets assert's comparisons run as plain predicates.

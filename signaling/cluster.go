@@ -16,6 +16,7 @@ package signaling
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"sync"
@@ -42,6 +43,11 @@ const (
 
 // remoteSweep is how often participants of dead nodes are looked for.
 const remoteSweep = time.Second
+
+// outageClaimFor bounds the attempts to claim, after a NATS outage, a
+// class whose teacher is here: past the registry's GoneAfter, so that a
+// dead origin is known as such.
+const outageClaimFor = 4 * cluster.DefaultGoneAfter
 
 // clusterEvent is one classroom event between the nodes of a class.
 type clusterEvent struct {
@@ -124,14 +130,62 @@ func (l *clusterLink) start() error {
 // those who left meanwhile, and the teacher streams published here) and
 // asks them for theirs: both sides of the class converge whichever node
 // reconnected first, and a node that missed a stream announcement pulls
-// the stream then.
+// the stream then. A class with a teacher here is claimed: a teacher who
+// joined during the outage was served without a claim (route).
 func (l *clusterLink) resync() {
 	for _, r := range l.s.hub.snapshot() {
 		r.sendState()
 		r.mu.Lock()
 		r.mirrorLocked(clusterEvent{Type: evHello})
 		r.mu.Unlock()
+		if r.teaches() {
+			id := r.id
+			l.s.tasks.start(func() { l.claimAfterOutage(id) })
+		}
 	}
+}
+
+// claimAfterOutage claims a class whose teacher is here. It finds the
+// entry this node holds already when the teacher was here before the
+// outage, and takes the class over when its origin died meanwhile. Right
+// after a reconnection JetStream may not answer yet, and the registry
+// cannot judge other nodes for GoneAfter: until the answer is final it
+// tries again. Another live origin is final: a teacher joined here while
+// the class lived elsewhere, and each node serves its own teacher, which
+// the log says.
+func (l *clusterLink) claimAfterOutage(id sfu.RoomID) {
+	deadline := time.Now().Add(outageClaimFor)
+	for {
+		ctx, cancel := context.WithTimeout(context.Background(), routeTimeout)
+		e, err := l.node.Directory.Claim(ctx, id)
+		cancel()
+		final := err == nil || (errors.Is(err, cluster.ErrTaken) &&
+			l.node.Registry.Liveness(e.Origin, e.Boot) == cluster.Alive)
+		if final || time.Now().After(deadline) {
+			if err != nil {
+				l.log.Warn().Err(err).Str("room", string(id)).Str("origin", string(e.Origin)).
+					Msg("signaling: a teacher is here, but the class is not this node's after the NATS outage")
+			}
+			return
+		}
+		select {
+		case <-l.stop:
+			return
+		case <-time.After(time.Second):
+		}
+	}
+}
+
+// teaches reports whether a teacher of the class is connected here.
+func (r *room) teaches() bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, m := range r.members {
+		if m.info.Role == string(auth.RoleTeacher) {
+			return true
+		}
+	}
+	return false
 }
 
 func (l *clusterLink) shutdown() { l.once.Do(func() { close(l.stop) }) }
