@@ -110,8 +110,17 @@ func (d *Directory) retryRelease(room sfu.RoomID) {
 
 // reclaim claims room again if its entry is gone. Claim never displaces
 // a live origin, and takes over a dead one's: this node's teacher
-// publishes here.
+// publishes here. ownMu keeps a Release from running in between the
+// check that the class is still this node's and the claim.
 func (d *Directory) reclaim(room sfu.RoomID) {
+	d.ownMu.Lock()
+	defer d.ownMu.Unlock()
+	d.mu.Lock()
+	owned := d.owned[room]
+	d.mu.Unlock()
+	if !owned {
+		return // released since upkeep looked
+	}
 	ctx, cancel := context.WithTimeout(d.ctx, checkTimeout)
 	defer cancel()
 	id, boot := d.self()
