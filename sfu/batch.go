@@ -32,8 +32,10 @@ const (
 	// 3-4% of the packets of a 100-student join burst (the primed GOPs
 	// outrun the kernel): random datagram loss costs NACKs and PLIs, while
 	// a writer that waits lets its own down track queue fill and drop by
-	// policy (video skips to the next keyframe).
-	batchQueueMax = 512
+	// policy (video skips to the next keyframe). 128 datagrams (two
+	// sendmmsg calls) keep the flusher busy; 512 held more buffers for
+	// the same CPU and latency.
+	batchQueueMax = 128
 	// maxShards caps the flushers (one per core) of a socket.
 	maxShards = 8
 	// datagramCap is the buffer a queued datagram starts with: pion never
