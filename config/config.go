@@ -39,7 +39,8 @@ const (
 type Config struct {
 	// HTTP is the listen address of the pages, API, websocket and metrics.
 	HTTP string `yaml:"http"`
-	// UDPPort is the one UDP port carrying every ICE session (0: any free port).
+	// UDPPort is the one UDP port carrying every client's ICE session (0: any
+	// free port); relays pulled from other nodes use ephemeral ports.
 	UDPPort int `yaml:"udp_port"`
 	// TCPPort is the ICE-TCP fallback port (0: any free port, -1: disabled).
 	TCPPort int `yaml:"tcp_port"`

@@ -24,6 +24,11 @@ type mmsgWriter struct {
 	hdrs  [batchMax]unix.Mmsghdr
 	iovs  [batchMax]unix.Iovec
 	addrs [batchMax]unix.RawSockaddrInet6 // large enough for either family
+	// The current call: rc.Write's callback reads n and flags and sets
+	// sent and errno. It is bound once (send), so a call allocates nothing.
+	n, flags, sent int
+	errno          syscall.Errno
+	send           func(fd uintptr) bool
 }
 
 // newSysBatchWriter returns the direct sendmmsg writer for conn.
@@ -32,37 +37,40 @@ func newSysBatchWriter(conn *net.UDPConn) (batchWriter, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &mmsgWriter{rc: rc}, nil
+	w := &mmsgWriter{rc: rc}
+	w.send = w.sendmmsg
+	return w, nil
 }
 
 // WriteBatch sends ms with one sendmmsg(2) and returns how many left, as
 // x/net's WriteBatch does. It is not safe for concurrent use: each
 // flusher has its own writer.
 func (w *mmsgWriter) WriteBatch(ms []ipv4.Message, flags int) (int, error) {
-	n := min(len(ms), batchMax)
-	for i := range n {
+	w.n, w.flags = min(len(ms), batchMax), flags
+	for i := range w.n {
 		if err := w.fill(i, ms[i]); err != nil {
 			return 0, err
 		}
 	}
-	var sent int
-	var errno syscall.Errno
-	err := w.rc.Write(func(fd uintptr) bool {
-		r, _, e := unix.RawSyscall6(unix.SYS_SENDMMSG, fd,
-			uintptr(unsafe.Pointer(&w.hdrs[0])), uintptr(n), uintptr(flags|unix.MSG_DONTWAIT), 0, 0)
-		if e == unix.EAGAIN {
-			return false // wait until the socket is writable
-		}
-		sent, errno = int(r), e
-		return true
-	})
-	if err != nil {
+	if err := w.rc.Write(w.send); err != nil {
 		return 0, err
 	}
-	if errno != 0 {
-		return 0, &net.OpError{Op: "sendmmsg", Net: "udp", Err: errno}
+	if w.errno != 0 {
+		return 0, &net.OpError{Op: "sendmmsg", Net: "udp", Err: w.errno}
 	}
-	return sent, nil
+	return w.sent, nil
+}
+
+// sendmmsg is rc.Write's callback: false asks the poller to wait until
+// the socket is writable and call again.
+func (w *mmsgWriter) sendmmsg(fd uintptr) bool {
+	r, _, e := unix.RawSyscall6(unix.SYS_SENDMMSG, fd,
+		uintptr(unsafe.Pointer(&w.hdrs[0])), uintptr(w.n), uintptr(w.flags|unix.MSG_DONTWAIT), 0, 0)
+	if e == unix.EAGAIN {
+		return false
+	}
+	w.sent, w.errno = int(r), e
+	return true
 }
 
 // fill writes message m into slot i: one buffer and its destination,
@@ -70,12 +78,14 @@ func (w *mmsgWriter) WriteBatch(ms []ipv4.Message, flags int) (int, error) {
 // also accepts.
 func (w *mmsgWriter) fill(i int, m ipv4.Message) error {
 	ua, ok := m.Addr.(*net.UDPAddr)
-	if !ok || len(m.Buffers) != 1 || len(m.Buffers[0]) == 0 {
+	if !ok || len(m.Buffers) != 1 {
 		return errors.New("sfu: sendmmsg: one buffer and a UDP address per message")
 	}
-	buf := m.Buffers[0]
-	w.iovs[i] = unix.Iovec{Base: &buf[0]}
-	w.iovs[i].SetLen(len(buf))
+	w.iovs[i] = unix.Iovec{} // an empty datagram is valid UDP
+	if buf := m.Buffers[0]; len(buf) > 0 {
+		w.iovs[i].Base = &buf[0]
+		w.iovs[i].SetLen(len(buf))
+	}
 	h := &w.hdrs[i]
 	*h = unix.Mmsghdr{}
 	h.Hdr.Iov = &w.iovs[i]

@@ -175,6 +175,9 @@ func TestBatchConnWaitsWhenFull(t *testing.T) {
 	w := newGatedWriter()
 	c := newBatchConnWith(listenLoopback(t), func() batchWriter { return w }, 1)
 	to := netip.MustParseAddrPort("127.0.0.1:9")
+	var open sync.Once
+	release := func() { open.Do(func() { close(w.gate) }) }
+	t.Cleanup(func() { release(); _ = c.Close() }) // a failure must not leave the flusher stuck
 
 	_, err := c.WriteToAddrPort(seqDatagram(0), to)
 	require.NoError(t, err)
@@ -191,7 +194,7 @@ func TestBatchConnWaitsWhenFull(t *testing.T) {
 	}()
 	require.Never(t, returned.Load, 50*time.Millisecond, tick, "a full queue holds the writer")
 
-	close(w.gate)
+	release()
 	require.Eventually(t, returned.Load, waitFor, tick)
 	require.NoError(t, c.Close())
 	got, _ := w.sent()
@@ -242,4 +245,25 @@ func TestBatchConnAllocs(t *testing.T) {
 		_, _, _ = dst.ReadFromUDPAddrPort(buf)
 	})
 	require.Zero(t, allocs)
+}
+
+// TestBatchConnEmptyDatagram: a zero-length datagram is valid UDP; it is
+// sent like any other and does not disturb the datagrams around it.
+func TestBatchConnEmptyDatagram(t *testing.T) {
+	t.Parallel()
+	dst := listenLoopback(t)
+	c := newBatchConn(listenLoopback(t))
+	t.Cleanup(func() { _ = c.Close() })
+	to := dst.LocalAddr().(*net.UDPAddr).AddrPort()
+	for _, b := range [][]byte{[]byte("a"), {}, []byte("b")} {
+		_, err := c.WriteToAddrPort(b, to)
+		require.NoError(t, err)
+	}
+	buf := make([]byte, 64)
+	for _, want := range []string{"a", "", "b"} {
+		n, _, err := dst.ReadFromUDPAddrPort(buf)
+		require.NoError(t, err)
+		require.Equal(t, want, string(buf[:n]))
+	}
+	require.Zero(t, c.Dropped())
 }

@@ -326,14 +326,20 @@ func (d *DownTrack) writeGOP(q queued) {
 
 // pacePrime waits for the time n bytes take at primeRate and reports
 // whether the down track closed meanwhile.
+// NACKs are served meanwhile: packets of the keyframe burst lost on the
+// way are worth retransmitting before the rest of the GOP.
 func (d *DownTrack) pacePrime(n int) bool {
 	t := time.NewTimer(time.Duration(n) * 8 * time.Second / primeRate)
 	defer t.Stop()
-	select {
-	case <-t.C:
-		return false
-	case <-d.done:
-		return true
+	for {
+		select {
+		case <-t.C:
+			return false
+		case seqs := <-d.nacks:
+			d.serveNACK(seqs)
+		case <-d.done:
+			return true
+		}
 	}
 }
 

@@ -28,7 +28,8 @@ const gatherTimeout = 5 * time.Second
 
 // Config configures an Engine. It is filled in cmd/ from the process Config.
 type Config struct {
-	// UDPPort is the one UDP port carrying all ICE traffic (0: any free port).
+	// UDPPort is the one UDP port carrying every client's ICE traffic (0: any
+	// free port); pullers (NewPuller) gather on ephemeral ports.
 	UDPPort int
 	// TCPPort is the ICE-TCP fallback port (0: any free port, -1: disabled).
 	TCPPort int

@@ -30,14 +30,20 @@ func pullInto(t *testing.T, origin, edge *Engine, video, audio *Track) *counting
 	require.NoError(t, v.SetSource(webrtc.RTPCodecTypeAudio, audio))
 	require.NoError(t, p.SetAnswer(answer))
 	sink := &countingSink{}
+	done := make(chan struct{})
 	go func() {
-		for tr := range tracks {
-			if tr.Kind() == webrtc.RTPCodecTypeVideo {
-				tr.AddSink(sink)
+		for {
+			select {
+			case tr := <-tracks:
+				if tr.Kind() == webrtc.RTPCodecTypeVideo {
+					tr.AddSink(sink)
+				}
+			case <-done:
+				return
 			}
 		}
 	}()
-	t.Cleanup(func() { close(tracks) })
+	t.Cleanup(func() { close(done) })
 	return sink
 }
 
