@@ -3,6 +3,7 @@ package cluster
 import (
 	"context"
 	"errors"
+	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -100,21 +101,33 @@ func (d *Directory) upkeep() {
 	}
 }
 
+// retryRelease does a pending release, unless the class was claimed
+// again since upkeep listed it (a teacher came back): the release is
+// then void, and deleting the entry would drop a live class that upkeep
+// would never claim again.
 func (d *Directory) retryRelease(room sfu.RoomID) {
+	unlock := d.claims.lock(room)
+	defer unlock()
+	d.mu.Lock()
+	pending := d.releasing[room] && !d.owned[room]
+	d.mu.Unlock()
+	if !pending {
+		return
+	}
 	ctx, cancel := context.WithTimeout(d.ctx, checkTimeout)
 	defer cancel()
-	if err := d.Release(ctx, room); err == nil {
+	if err := d.releaseOwn(ctx, room); err == nil {
 		d.log.Info().Str("room", string(room)).Msg("cluster: class released once NATS answered")
 	}
 }
 
 // reclaim claims room again if its entry is gone. Claim never displaces
 // a live origin, and takes over a dead one's: this node's teacher
-// publishes here. ownMu keeps a Release from running in between the
-// check that the class is still this node's and the claim.
+// publishes here. The class's lock keeps a Release from running in
+// between the check that the class is still this node's and the claim.
 func (d *Directory) reclaim(room sfu.RoomID) {
-	d.ownMu.Lock()
-	defer d.ownMu.Unlock()
+	unlock := d.claims.lock(room)
+	defer unlock()
 	d.mu.Lock()
 	owned := d.owned[room]
 	d.mu.Unlock()
@@ -132,7 +145,7 @@ func (d *Directory) reclaim(room sfu.RoomID) {
 		d.retryLater()
 		return
 	}
-	e, err := d.Claim(ctx, room)
+	e, err := d.claimOwn(ctx, room)
 	switch {
 	case err == nil:
 		d.log.Warn().Str("room", string(room)).Msg("cluster: the class's entry was lost; claimed again")
@@ -150,4 +163,45 @@ func (d *Directory) retryLater() {
 	d.mu.Lock()
 	d.recheck = true
 	d.mu.Unlock()
+}
+
+// roomLocks serialise, class by class, what changes this node's claims:
+// Claim, Release and the upkeep's retries of both. Each runs under its
+// class's lock, held across NATS round trips (each bounded by its
+// context), so that a release never deletes a claim made meanwhile and
+// upkeep never claims again a class being released. One lock per class:
+// a slow directory delays no other class's teacher.
+type roomLocks struct {
+	mu sync.Mutex // guards m; a leaf, never held while waiting for a class
+	m  map[sfu.RoomID]*roomLock
+}
+
+// roomLock is one class's lock and how many hold or wait for it.
+type roomLock struct {
+	mu   sync.Mutex
+	refs int
+}
+
+// lock takes room's lock; the returned func gives it back.
+func (l *roomLocks) lock(room sfu.RoomID) (unlock func()) {
+	l.mu.Lock()
+	if l.m == nil {
+		l.m = map[sfu.RoomID]*roomLock{}
+	}
+	rl := l.m[room]
+	if rl == nil {
+		rl = &roomLock{}
+		l.m[room] = rl
+	}
+	rl.refs++
+	l.mu.Unlock()
+	rl.mu.Lock()
+	return func() {
+		rl.mu.Unlock()
+		l.mu.Lock()
+		if rl.refs--; rl.refs == 0 {
+			delete(l.m, room)
+		}
+		l.mu.Unlock()
+	}
 }

@@ -183,3 +183,74 @@ func TestNATSRestartWithoutStore(t *testing.T) {
 		}, 10*time.Second, 50*time.Millisecond, "%s mirrors the new bucket: %v", n.id, mirrored(n))
 	}
 }
+
+// TestPendingReleaseAfterClaimAgain: a class ends while its origin is cut
+// off from NATS, so its release is pending; once NATS is back its teacher
+// comes again and the class is claimed again before upkeep retries the
+// release it listed earlier. That retry must leave the live class alone:
+// its entry stays, and it stays this node's claim.
+func TestPendingReleaseAfterClaimAgain(t *testing.T) {
+	t.Parallel()
+	s := startSingle(t)
+	cut := startCutter(t, s.Addr().String())
+	nc, err := nats.Connect(cut.url(), nats.MaxReconnects(-1), nats.ReconnectWait(100*time.Millisecond),
+		nats.PingInterval(time.Second), nats.MaxPingsOutstanding(2), nats.IgnoreDiscoveredServers())
+	require.NoError(t, err)
+	t.Cleanup(nc.Close)
+	a := startNode(t, nc, "origin", 0)
+	d := a.node.Directory
+	_, err = d.Claim(ctxT(t), "lecture")
+	require.NoError(t, err)
+
+	cut.setCut(true)
+	require.Eventually(t, func() bool { return !nc.IsConnected() }, 10*time.Second, 20*time.Millisecond)
+	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	err = d.Release(ctx, "lecture")
+	cancel()
+	require.ErrorIs(t, err, ErrUnavailable, "the class ends while NATS is away")
+	d.mu.Lock()
+	require.True(t, d.releasing["lecture"], "the release is pending")
+	d.mu.Unlock()
+
+	cut.setCut(false)
+	require.Eventually(t, nc.IsConnected, 10*time.Second, 20*time.Millisecond)
+	_, err = d.Claim(ctxT(t), "lecture")
+	require.NoError(t, err, "the teacher is back")
+	d.retryRelease("lecture") // what upkeep does with a list made before the claim
+
+	e, err := d.Lookup(ctxT(t), "lecture")
+	require.NoError(t, err, "the live class keeps its entry")
+	require.Equal(t, NodeID("origin"), e.Origin)
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	require.True(t, d.owned["lecture"], "the class is still this node's claim")
+	require.False(t, d.releasing["lecture"], "no release is pending")
+}
+
+// TestRoomLocks: a class's lock serialises its holders and delays no
+// other class; a lock nobody holds or waits for is forgotten.
+func TestRoomLocks(t *testing.T) {
+	t.Parallel()
+	var l roomLocks
+	unlockA := l.lock("a")
+	unlockB := l.lock("b") // another class: at once
+	second := make(chan func())
+	go func() { second <- l.lock("a") }()
+	select {
+	case <-second:
+		t.Fatal("a class's lock was taken twice")
+	case <-time.After(100 * time.Millisecond):
+	}
+	unlockA()
+	var unlockA2 func()
+	select {
+	case unlockA2 = <-second:
+	case <-time.After(5 * time.Second):
+		t.Fatal("the waiter did not get the lock once it was given back")
+	}
+	unlockA2()
+	unlockB()
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	require.Empty(t, l.m, "locks nobody holds are forgotten")
+}

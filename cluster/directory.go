@@ -97,10 +97,10 @@ type Directory struct {
 
 	// restart asks the watch loop to replace a stalled watcher.
 	restart chan struct{}
-	// ownMu serialises Release and the upkeep of this node's claims
-	// (claims.go), so that upkeep never claims again a class being
-	// released. It is held across NATS round trips and taken before mu.
-	ownMu sync.Mutex
+	// claims serialise, class by class, Claim, Release and the upkeep of
+	// this node's claims (claims.go). A class's lock is held across NATS
+	// round trips and taken before mu, never after.
+	claims roomLocks
 
 	mu       sync.Mutex // guards everything below
 	entries  map[sfu.RoomID]Entry
@@ -158,6 +158,11 @@ func NewDirectory(ctx context.Context, opts DirectoryOptions) (*Directory, error
 	return d, nil
 }
 
+// GoneAfter is the registry's GoneAfter (RegistryOptions): the silence
+// after which this node judges another dead, and so may take its classes
+// over.
+func (d *Directory) GoneAfter() time.Duration { return d.reg.opts.GoneAfter }
+
 // self is this node's claim identity.
 func (d *Directory) self() (NodeID, string) {
 	s := d.reg.Self()
@@ -169,6 +174,14 @@ func (d *Directory) self() (NodeID, string) {
 // nil when this node holds the class (also when it already did), or the
 // other origin's entry and ErrTaken.
 func (d *Directory) Claim(ctx context.Context, room sfu.RoomID) (Entry, error) {
+	unlock := d.claims.lock(room)
+	defer unlock()
+	return d.claimOwn(ctx, room)
+}
+
+// claimOwn claims room for this node and records the claim; the caller
+// holds the class's lock.
+func (d *Directory) claimOwn(ctx context.Context, room sfu.RoomID) (Entry, error) {
 	id, boot := d.self()
 	e, err := d.claim(ctx, room, id, boot)
 	if err == nil {
@@ -266,8 +279,14 @@ func decodeEntry(room sfu.RoomID, kve jetstream.KeyValueEntry) (Entry, error) {
 // Directory releases the class itself once NATS is back, unless this
 // node claims it again first.
 func (d *Directory) Release(ctx context.Context, room sfu.RoomID) error {
-	d.ownMu.Lock()
-	defer d.ownMu.Unlock()
+	unlock := d.claims.lock(room)
+	defer unlock()
+	return d.releaseOwn(ctx, room)
+}
+
+// releaseOwn releases room and forgets the claim, keeping the release
+// pending when NATS does not answer; the caller holds the class's lock.
+func (d *Directory) releaseOwn(ctx context.Context, room sfu.RoomID) error {
 	err := d.release(ctx, room)
 	d.disown(room, errors.Is(err, ErrUnavailable))
 	return err

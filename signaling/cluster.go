@@ -44,10 +44,10 @@ const (
 // remoteSweep is how often participants of dead nodes are looked for.
 const remoteSweep = time.Second
 
-// outageClaimFor bounds the attempts to claim, after a NATS outage, a
-// class whose teacher is here: past the registry's GoneAfter, so that a
-// dead origin is known as such.
-const outageClaimFor = 4 * cluster.DefaultGoneAfter
+// outageClaimGoneAfters bounds the attempts to claim, after a NATS
+// outage, a class whose teacher is here, in the registry's GoneAfters:
+// past one, so that a dead origin is known as such.
+const outageClaimGoneAfters = 4
 
 // clusterEvent is one classroom event between the nodes of a class.
 type clusterEvent struct {
@@ -127,11 +127,12 @@ func (l *clusterLink) start() error {
 // resync runs when NATS is back after an outage. Events published
 // meanwhile may have reached no other node, so every class tells the
 // other nodes its state here (participants, then the roster that drops
-// those who left meanwhile, and the teacher streams published here) and
-// asks them for theirs: both sides of the class converge whichever node
-// reconnected first, and a node that missed a stream announcement pulls
-// the stream then. A class with a teacher here is claimed: a teacher who
-// joined during the outage was served without a claim (route).
+// those who left meanwhile, and every stream published here: the
+// teacher's and those of invited students) and asks them for theirs:
+// both sides of the class converge whichever node reconnected first, and
+// a node that missed a stream announcement pulls the stream then. A class
+// with a teacher here is claimed: a teacher who joined during the outage
+// was served without a claim (route).
 func (l *clusterLink) resync() {
 	for _, r := range l.s.hub.snapshot() {
 		r.sendState()
@@ -150,15 +151,21 @@ func (l *clusterLink) resync() {
 // outage, and takes the class over when its origin died meanwhile. Right
 // after a reconnection JetStream may not answer yet, and the registry
 // cannot judge other nodes for GoneAfter: until the answer is final it
-// tries again. Another live origin is final: a teacher joined here while
-// the class lived elsewhere, and each node serves its own teacher, which
-// the log says.
+// tries again, as long as the teacher is here: a class that ended
+// meanwhile was released (closed), and claiming it then would keep its
+// entry, refreshed by this node, until the node stops. Another live
+// origin is final: a teacher joined here while the class lived
+// elsewhere, and each node serves its own teacher, which the log says.
 func (l *clusterLink) claimAfterOutage(id sfu.RoomID) {
-	deadline := time.Now().Add(outageClaimFor)
-	for {
+	deadline := time.Now().Add(outageClaimGoneAfters * l.node.Directory.GoneAfter())
+	for l.teachesHere(id) {
 		ctx, cancel := context.WithTimeout(context.Background(), routeTimeout)
 		e, err := l.node.Directory.Claim(ctx, id)
 		cancel()
+		if err == nil && l.s.hub.lookup(id) == nil {
+			l.releaseEnded(id) // the class ended while it was claimed
+			return
+		}
 		final := err == nil || (errors.Is(err, cluster.ErrTaken) &&
 			l.node.Registry.Liveness(e.Origin, e.Boot) == cluster.Alive)
 		if final || time.Now().After(deadline) {
@@ -174,6 +181,12 @@ func (l *clusterLink) claimAfterOutage(id sfu.RoomID) {
 		case <-time.After(time.Second):
 		}
 	}
+}
+
+// teachesHere reports whether class id is open here with its teacher.
+func (l *clusterLink) teachesHere(id sfu.RoomID) bool {
+	r := l.s.hub.lookup(id)
+	return r != nil && r.teaches()
 }
 
 // teaches reports whether a teacher of the class is connected here.
@@ -221,14 +234,18 @@ func (l *clusterLink) closed(r *room) {
 	if sub != nil {
 		_ = sub.Close()
 	}
-	l.s.tasks.start(func() {
-		if l.s.hub.lookup(r.id) != nil {
-			return // the class came back meanwhile
-		}
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		_ = l.node.Directory.Release(ctx, r.id) // ErrNotOwner: another node's class
-	})
+	l.s.tasks.start(func() { l.releaseEnded(r.id) })
+}
+
+// releaseEnded removes the directory entry of a class that ended here,
+// when this node is its origin.
+func (l *clusterLink) releaseEnded(id sfu.RoomID) {
+	if l.s.hub.lookup(id) != nil {
+		return // the class came back meanwhile
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	_ = l.node.Directory.Release(ctx, id) // ErrNotOwner: another node's class
 }
 
 func (l *clusterLink) publish(id sfu.RoomID, ev clusterEvent) {

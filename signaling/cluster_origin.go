@@ -12,6 +12,7 @@ package signaling
 // is remembered for the life of this node.
 
 import (
+	"net"
 	"net/http"
 	"net/url"
 	"strings"
@@ -22,7 +23,7 @@ import (
 
 // maxNodeOrigins bounds the remembered origins. Node URLs come from the
 // operators' configuration, so the bound is never reached in practice;
-// past it, only the live nodes are accepted.
+// past it, only the live nodes are accepted (accepts).
 const maxNodeOrigins = 1024
 
 // nodeOrigins is the set of origins of the cluster's nodes.
@@ -46,6 +47,24 @@ func (o *nodeOrigins) remember(nodes []cluster.NodeStatus) {
 	}
 }
 
+// accepts reports whether origin is a page of one of the cluster's
+// nodes: one of live (the registry's live nodes), looked at first so that
+// a live node is accepted even past maxNodeOrigins, or one remembered.
+// It remembers live.
+func (o *nodeOrigins) accepts(origin string, live []cluster.NodeStatus) bool {
+	o.remember(live)
+	origin = webOrigin(origin)
+	if origin == "" {
+		return false
+	}
+	for _, n := range live {
+		if webOrigin(n.URL) == origin {
+			return true
+		}
+	}
+	return o.has(origin)
+}
+
 func (o *nodeOrigins) has(origin string) bool {
 	origin = webOrigin(origin)
 	if origin == "" {
@@ -59,19 +78,78 @@ func (o *nodeOrigins) has(origin string) bool {
 
 // webOrigin is the serialized origin of an http(s) URL (RFC 6454 section
 // 6.1: lower-case scheme and host, the default port left out), or "".
+// Node URLs come from NATS into the class page's Content-Security-Policy
+// (connect-src), and url.Parse takes hosts such as "evil.com;base-uri *":
+// so the host must be a name of letters, digits, dots and hyphens or a
+// bracketed IPv6 address, and the port digits, with nothing that could
+// end a source or a directive (W3C CSP 3, section 2.3.1).
 func webOrigin(raw string) string {
 	u, err := url.Parse(strings.TrimSpace(raw))
-	if err != nil || u.Host == "" || (u.Scheme != "http" && u.Scheme != "https") {
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") {
 		return ""
 	}
-	scheme, host, port := strings.ToLower(u.Scheme), strings.ToLower(u.Hostname()), u.Port()
-	if strings.Contains(host, ":") {
-		host = "[" + host + "]" // IPv6
+	host, port, ok := splitOriginHost(u.Host)
+	if !ok {
+		return ""
 	}
+	scheme := strings.ToLower(u.Scheme)
 	if port == "" || (scheme == "http" && port == "80") || (scheme == "https" && port == "443") {
 		return scheme + "://" + host
 	}
 	return scheme + "://" + host + ":" + port
+}
+
+// splitOriginHost splits a URL's host[:port], the host lower-cased (an
+// IPv6 address keeps its brackets); false unless both are well formed.
+func splitOriginHost(hostport string) (host, port string, ok bool) {
+	host = hostport
+	if strings.HasPrefix(host, "[") {
+		end := strings.IndexByte(host, ']')
+		if end < 0 {
+			return "", "", false
+		}
+		ip := host[1:end]
+		if !strings.Contains(ip, ":") || net.ParseIP(ip) == nil {
+			return "", "", false // not IPv6, or with a zone
+		}
+		host, port = host[:end+1], host[end+1:]
+	} else {
+		if i := strings.IndexByte(host, ':'); i >= 0 {
+			host, port = host[:i], host[i:]
+		}
+		if !isHostName(host) {
+			return "", "", false
+		}
+	}
+	if port != "" {
+		if port, ok = strings.CutPrefix(port, ":"); !ok || !isDigits(port) {
+			return "", "", false
+		}
+	}
+	return strings.ToLower(host), port, true
+}
+
+// isHostName: non-empty, and letters, digits, dots and hyphens only.
+func isHostName(s string) bool {
+	if s == "" {
+		return false
+	}
+	for _, c := range []byte(s) {
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '.' || c == '-') {
+			return false
+		}
+	}
+	return true
+}
+
+// isDigits: ASCII digits only (empty is fine: "host:" has no port).
+func isDigits(s string) bool {
+	for _, c := range []byte(s) {
+		if c < '0' || c > '9' {
+			return false
+		}
+	}
+	return true
 }
 
 // socketOrigin is the ws(s) counterpart of an http(s) origin.
@@ -92,8 +170,7 @@ func (s *Server) checkOrigin(r *http.Request) bool {
 	if l == nil {
 		return false
 	}
-	l.origins.remember(l.node.Registry.Nodes())
-	return l.origins.has(r.Header.Get("Origin"))
+	return l.origins.accepts(r.Header.Get("Origin"), l.node.Registry.Nodes())
 }
 
 // connectSources are the CSP connect-src sources of the other live nodes:

@@ -1,6 +1,7 @@
 package signaling
 
 import (
+	"fmt"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -24,6 +25,29 @@ func TestWebOrigin(t *testing.T) {
 		{"null", ""},
 		{"", ""},
 		{"http://", ""},
+		{"http://[fe80::1%25eth0]:8080", ""}, // a zone
+		{"http://[127.0.0.1]:8080", ""},
+		{"http://[::1]x", ""},
+		{"http://[::1", ""},
+		{"http://a:", "http://a"},
+		{"http://n1.example.org:8080:9090", ""},
+		{"http://user:pw@n1.example.org:8080", "http://n1.example.org:8080"},
+		// Node URLs reach a Content-Security-Policy header: nothing may
+		// end a source or a directive there.
+		{"http://evil.com;base-uri *", ""},
+		{"http://evil.com;base-uri", ""},
+		{"http://evil.com;script-src:80", ""},
+		{"http://evil.com;base-uri%20*", ""},
+		{"http://evil.com%3Bbase-uri", ""},
+		{"http://evil.com,x", ""},
+		{"http://evil.com'", ""},
+		{"http://evil.com*", ""},
+		{"http://evil.com_x", ""},
+		{"http://évil.com", ""},
+		{"http://evil.com:80;x", ""},
+		{"http://evil.com:8%30", ""},
+		{"http://[::1];x", ""},
+		{"http://[::1]:80;x", ""},
 	}
 	for _, tc := range cases {
 		require.Equal(t, tc.want, webOrigin(tc.in), tc.in)
@@ -56,5 +80,39 @@ func TestNodeOriginsRemembersDeadNodes(t *testing.T) {
 	}
 	for _, tc := range cases {
 		require.Equal(t, tc.want, o.has(tc.origin), tc.origin)
+	}
+}
+
+// TestNodeOriginsAcceptsLiveNodesPastBound: once maxNodeOrigins origins
+// are remembered, a live node's page is still accepted; it is refused
+// only once the node is no longer live.
+func TestNodeOriginsAcceptsLiveNodesPastBound(t *testing.T) {
+	t.Parallel()
+	node := func(url string) cluster.NodeStatus {
+		return cluster.NodeStatus{NodeInfo: cluster.NodeInfo{URL: url}}
+	}
+	var o nodeOrigins
+	var many []cluster.NodeStatus
+	for i := range maxNodeOrigins {
+		many = append(many, node(fmt.Sprintf("http://n%d.example.org", i)))
+	}
+	o.remember(many)
+	live := []cluster.NodeStatus{node("https://late.example.org:8443/")}
+	cases := []struct {
+		origin string
+		live   []cluster.NodeStatus
+		want   bool
+	}{
+		{"https://late.example.org:8443", live, true},
+		{"HTTPS://LATE.example.org:8443", live, true},
+		{"http://late.example.org:8443", live, false},
+		{"http://n7.example.org", live, true},
+		{"http://n7.example.org", nil, true},
+		{"https://late.example.org:8443", nil, false}, // gone, never remembered
+		{"http://evil.example", live, false},
+		{"", live, false},
+	}
+	for _, tc := range cases {
+		require.Equal(t, tc.want, o.accepts(tc.origin, tc.live), "%s live=%d", tc.origin, len(tc.live))
 	}
 }
