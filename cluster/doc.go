@@ -22,7 +22,8 @@
 // Lock order: each type has one mutex guarding its state and never calls
 // out (to NATS, the registry or a callback) while holding it, so no two
 // of them are ever held together. Directory reads the Registry only with
-// its own lock released. Directory.ownMu is the one exception: it only
-// serialises Release with the upkeep of claims, is held across NATS round
-// trips, and is taken before Directory.mu, never after.
+// its own lock released. Directory's per-class claim locks are the one
+// exception: they serialise Claim, Release and the upkeep of claims for
+// one class, are held across NATS round trips, and are taken before
+// Directory.mu, never after.
 package cluster
