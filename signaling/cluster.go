@@ -227,6 +227,7 @@ func (l *clusterLink) closed(r *room) {
 		}
 	}
 	r.remote = map[sfu.ParticipantID]*remoteMember{}
+	r.peers = map[cluster.NodeID]bool{}
 	sub := r.csub
 	r.csub = nil
 	r.mu.Unlock()
@@ -290,6 +291,12 @@ func (l *clusterLink) onEvent(id sfu.RoomID, from cluster.NodeID, data []byte) {
 	r := l.s.hub.lookup(id)
 	if r == nil {
 		return
+	}
+	if r.firstContact(from, ev.Type) {
+		r.sendState()
+		r.mu.Lock()
+		r.mirrorLocked(clusterEvent{Type: evHello})
+		r.mu.Unlock()
 	}
 	switch ev.Type {
 	case evHello:
@@ -473,6 +480,29 @@ func (r *room) dropDeadRemotes(reg *cluster.Registry) {
 			r.dropRemoteLocked(id)
 		}
 	}
+	for n := range r.peers {
+		if reg.Liveness(n, "") == cluster.Dead {
+			delete(r.peers, n) // a restart under the same ID is a new peer
+		}
+	}
+}
+
+// firstContact records that the class heard from node from and reports
+// whether it is the first time through an event other than a hello. A
+// new subscription's interest reaches the other servers of a NATS
+// cluster a little later, so the first events of a class opened on two
+// nodes at once (a hello and its answer, the first joins) can be lost
+// between them. The first event that does arrive shows both are
+// subscribed: each side then sends its state and asks for the other's.
+// A hello is answered with the state anyway.
+func (r *room) firstContact(from cluster.NodeID, typ string) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.peers[from] {
+		return false
+	}
+	r.peers[from] = true
+	return typ != evHello
 }
 
 // snapshot lists the open classes.

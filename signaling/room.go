@@ -10,6 +10,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"lectern/auth"
+	"lectern/cluster"
 	"lectern/sfu"
 )
 
@@ -35,6 +36,8 @@ type room struct {
 	// listed with the local ones; csub is the class's event subscription.
 	remote map[sfu.ParticipantID]*remoteMember
 	csub   io.Closer
+	// peers are the nodes this class has heard from (cluster.go).
+	peers map[cluster.NodeID]bool
 }
 
 // member is a participant; it outlives a connection replaced by a newer one.
@@ -52,6 +55,7 @@ func newRoom(s *Server, id sfu.RoomID) *room {
 		streams:  map[sfu.StreamID]*stream{},
 		headless: map[*conn]*session{},
 		remote:   map[sfu.ParticipantID]*remoteMember{},
+		peers:    map[cluster.NodeID]bool{},
 	}
 }
 
