@@ -27,7 +27,8 @@ import (
 const keyframeWindow = 500 * time.Millisecond
 
 // TestClusterRelay: how relays between nodes behave, on three nodes. The
-// teacher publishes on A; students sit on B (an edge) and C.
+// teacher publishes on A; students sit on B (an edge) and C. The last
+// step relays between A and B both ways at once.
 func TestClusterRelay(t *testing.T) {
 	t.Parallel()
 	nodes := startCluster(t, 0, 0, 0)
@@ -38,6 +39,7 @@ func TestClusterRelay(t *testing.T) {
 	t.Run("moderation crosses nodes", func(t *testing.T) { testRemoteRemove(t, a, b, c) })
 	t.Run("a student invited on an edge publishes to every node", func(t *testing.T) { testEdgeStudentPublishes(t, a, b, c) })
 	t.Run("a WHEP viewer on an edge gets video", func(t *testing.T) { testWHEPOnEdge(t, a, b) })
+	t.Run("relays both ways between two nodes, two of one class", func(t *testing.T) { testRelaysBothWays(t, a, b, c) })
 }
 
 // goLive joins the teacher on n and publishes the clip as the camera.
@@ -114,6 +116,118 @@ func testEdgeMergesPLI(t *testing.T, a, b *node) {
 	require.LessOrEqual(t, pub.KeyframeRequests()-asked, uint64(time.Since(askedAt)/keyframeWindow)+2,
 		"while the students send PLIs, too")
 	require.LessOrEqual(t, fromB, float64(limit), "B merges its students' requests before they leave the node")
+}
+
+// received is one stream a student receives.
+type received struct {
+	what    string
+	student *client.Client
+	owner   string
+	label   string
+}
+
+// testRelaysBothWays: several relays between the same two nodes at once,
+// each its own peer connection between A and B. Class 1's teacher on A
+// shares camera and screen with a student on B, so B pulls two streams of
+// one class from A; class 2's teacher on B has a student on A, so A pulls
+// from B. Every relay carries video, and keeps carrying it: with both ends
+// of every relay on their node's one ICE port, the connections had one
+// address pair and the nodes' muxes handed one's packets to another.
+func testRelaysBothWays(t *testing.T, a, b, c *node) {
+	relaysIdle(t, a, b, c)
+	room1, room2 := newRoom(), newRoom()
+	teacher1, _ := goLive(t, a, room1)
+	publishScreen(t, teacher1)
+	teacher2, _ := goLive(t, b, room2)
+	onB := b.dial(t, b.token(t, room1, auth.RoleStudent, "Student of class 1"), client.Options{})
+	onA := a.dial(t, a.token(t, room2, auth.RoleStudent, "Student of class 2"), client.Options{})
+	require.Equal(t, b.url, onB.BaseURL())
+	require.Equal(t, a.url, onA.BaseURL())
+	streams := []received{
+		{"class 1's camera on B", onB, teacher1.ID(), client.LabelCamera},
+		{"class 1's screen on B", onB, teacher1.ID(), client.LabelScreen},
+		{"class 2's camera on A", onA, teacher2.ID(), client.LabelCamera},
+	}
+	for _, r := range streams {
+		receivesLabel(t, r, 30*time.Second)
+	}
+	waitMetric(t, b, "lectern_relays_in", 2)
+	waitMetric(t, a, "lectern_relays_out", 2)
+	waitMetric(t, a, "lectern_relays_in", 1)
+	waitMetric(t, b, "lectern_relays_out", 1)
+
+	// The clip sends video every 33 ms: 3 s without any is a stall.
+	gaps := keepsFlowing(t, 8*time.Second, 3*time.Second, streams, nil)
+	t.Logf("longest wait for new video (polled every 250 ms): %s", gaps)
+	for n, want := range map[*node][2]float64{a: {1, 2}, b: {2, 1}} {
+		require.Equal(t, want[0], metric(t, n, "lectern_relays_in"), "relays into %s", n.name)
+		require.Equal(t, want[1], metric(t, n, "lectern_relays_out"), "relays out of %s", n.name)
+	}
+}
+
+// publishScreen publishes the clip's video as c's screen share.
+func publishScreen(t *testing.T, c *client.Client) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	media, err := client.NewPublisher(client.PublisherOptions{IVF: clipIVF, StreamID: "screen"})
+	require.NoError(t, err)
+	pub, err := c.Publish(ctx, client.LabelScreen, media.Tracks())
+	require.NoError(t, err)
+	require.NoError(t, pub.WaitConnected(ctx))
+	media.Start()
+	t.Cleanup(media.Stop)
+}
+
+// receivesLabel waits until r's student gets video of r's stream.
+func receivesLabel(t *testing.T, r received, timeout time.Duration) {
+	t.Helper()
+	waitFor(t, timeout, r.what, func() (bool, string) {
+		s := r.student.SubscriptionOf(r.owner, r.label)
+		if s == nil {
+			return false, "no subscription"
+		}
+		v := s.Video()
+		return v.Packets >= 30 && v.Keyframes > 0, fmt.Sprintf("%d video packets, %d keyframes", v.Packets, v.Keyframes)
+	})
+}
+
+// keepsFlowing watches the video of every stream for d, calling tick
+// (when not nil) at every poll: each must keep growing, with no gap of
+// stallAfter or more, on the subscription it had at the start. It
+// returns the longest gaps seen, for the log.
+func keepsFlowing(t *testing.T, d, stallAfter time.Duration, streams []received, tick func()) string {
+	t.Helper()
+	subs := make([]*client.Subscription, len(streams))
+	last := make([]client.TrackStats, len(streams))
+	grew := make([]time.Time, len(streams))
+	longest := make([]time.Duration, len(streams))
+	for i, r := range streams {
+		subs[i] = r.student.SubscriptionOf(r.owner, r.label)
+		require.NotNil(t, subs[i], r.what)
+		last[i], grew[i] = subs[i].Video(), time.Now()
+	}
+	for start := time.Now(); time.Since(start) < d; {
+		time.Sleep(250 * time.Millisecond)
+		if tick != nil {
+			tick()
+		}
+		for i, s := range subs {
+			v := s.Video()
+			if v.Packets > last[i].Packets && v.Bytes > last[i].Bytes {
+				longest[i] = max(longest[i], time.Since(grew[i]))
+				last[i], grew[i] = v, time.Now()
+			}
+			require.Less(t, time.Since(grew[i]), stallAfter, "%s: no video for %v, %v into the watch (%d packets)",
+				streams[i].what, stallAfter, time.Since(start).Round(time.Millisecond), v.Packets)
+		}
+	}
+	gaps := make([]string, len(streams))
+	for i, r := range streams {
+		require.Same(t, subs[i], r.student.SubscriptionOf(r.owner, r.label), "%s: the stream was never replaced", r.what)
+		gaps[i] = fmt.Sprintf("%s %v", r.what, longest[i].Round(10*time.Millisecond))
+	}
+	return strings.Join(gaps, ", ")
 }
 
 // joinAtOnce joins n students to room on node nd, all at the same time,
