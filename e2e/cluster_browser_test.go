@@ -8,7 +8,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/chromedp/chromedp"
 	"github.com/gorilla/websocket"
 	"github.com/stretchr/testify/require"
 
@@ -99,52 +98,49 @@ func (tb *tab) waitNewSlot(t *testing.T, slot, old string, timeout time.Duration
 }
 
 // TestBrowserClusterFailover: a teacher's page on node A is live with its
-// camera; a student's page on node B and another on A watch. A dies. The
-// teacher's page moves to another node by itself, without reloading, and
-// puts the very same camera tracks on air again; the student on A, who
-// holds no media, loads the class page from another node; both students
-// see the teacher again.
+// camera and a screen share; a student's page on node C, which receives
+// both through two relays from A, and another on A watch. A dies. The
+// teacher's page moves to B by itself, without reloading, and puts the
+// very same camera and screen tracks on air again; the student on A, who
+// holds no media, loads the class page from another node; the student on
+// C sees both streams again, relayed from B now, and the student on A the
+// camera.
 func TestBrowserClusterFailover(t *testing.T) {
 	t.Parallel()
 	chromium := findChromium(t)
 	nodes := startCluster(t, 0, 0, 0)
-	a, b := nodes[0], nodes[1]
+	a, b, c := nodes[0], nodes[1], nodes[2]
 	room := newRoom()
 
 	br := newBrowser(t, chromium)
-	teacher := br.open(t, "teacher", a.base+"/room/"+room+"#token="+a.token(t, room, auth.RoleTeacher, "Ms Teacher"))
-	teacher.do(t, "go live",
-		chromedp.WaitEnabled(chromedp.CSS(`[data-testid="go-live"]`)),
-		chromedp.Click(chromedp.CSS(`[data-testid="go-live"]`)))
-	before := teacher.waitState(t, 60*time.Second, "camera on air", func(s pageState) bool {
-		return s.Publishing["camera"].Status == "live"
-	})
+	teacher, before := openTeacherLive(t, br, a.base, room, a.token(t, room, auth.RoleTeacher, "Ms Teacher"))
 	require.Equal(t, "a", before.Node)
-	require.NotEmpty(t, before.Publishing["camera"].Tracks)
-	sam := br.open(t, "sam", b.base+"/room/"+room+"#token="+b.token(t, room, auth.RoleStudent, "Sam"))
+	sam := br.open(t, "sam", c.base+"/room/"+room+"#token="+c.token(t, room, auth.RoleStudent, "Sam"))
 	ann := br.open(t, "ann", a.base+"/room/"+room+"#token="+a.token(t, room, auth.RoleStudent, "Ann"))
-	samStream := sam.waitNewVideo(t, "", 60*time.Second)
+	samCam := sam.waitNewVideo(t, "", 60*time.Second)
+	samScreen := sam.waitNewScreen(t, "", 60*time.Second)
 	annStream := ann.waitNewVideo(t, "", 60*time.Second)
-	// A mark that a reload or a navigation would wipe out.
-	_, err := eval[bool](teacher, `window.__sameDocument = true`)
-	require.NoError(t, err)
+	// C pulls the camera and the screen from A: two relays between the
+	// same two nodes.
+	waitMetric(t, c, "lectern_relays_in", 2)
+	waitMetric(t, a, "lectern_relays_out", 2)
 
 	a.kill()
 	start := time.Now()
-	after := teacher.waitState(t, 90*time.Second, "on air again on another node", func(s pageState) bool {
-		cam := s.Publishing["camera"]
-		return s.Connected && s.Node != "" && s.Node != "a" && cam.Status == "live" &&
-			cam.Stream != before.Publishing["camera"].Stream
-	})
-	t.Logf("teacher on air again on node %s (%s) %.1f s after the kill", after.Node, after.Server,
+	after := waitRepublished(t, teacher, before, 90*time.Second)
+	t.Logf("teacher's camera and screen on air again on node %s (%s) %.1f s after the kill", after.Node, after.Server,
 		time.Since(start).Seconds())
-	same, err := eval[bool](teacher, `window.__sameDocument === true && location.origin === `+strconv.Quote(a.base))
+	// The page tries the other nodes in the order of its welcome's list,
+	// sorted by id: B first. Sam, on C, is served through relays again.
+	require.Equal(t, "b", after.Node)
+	same, err := eval[bool](teacher, `location.origin === `+strconv.Quote(a.base))
 	require.NoError(t, err)
-	require.True(t, same, "the teacher's page stayed where it was, without reloading")
-	require.Equal(t, before.Publishing["camera"].Tracks, after.Publishing["camera"].Tracks,
-		"the same camera and microphone tracks are on air")
-	sam.waitNewVideo(t, samStream, 90*time.Second)
-	t.Logf("sam sees the teacher again %.1f s after the kill", time.Since(start).Seconds())
+	require.True(t, same, "the teacher's page stayed where it was")
+	sam.waitNewVideo(t, samCam, 90*time.Second)
+	sam.waitNewScreen(t, samScreen, 90*time.Second)
+	t.Logf("sam sees the teacher's camera and screen again %.1f s after the kill", time.Since(start).Seconds())
+	waitMetric(t, c, "lectern_relays_in", 2)
+	waitMetric(t, b, "lectern_relays_out", 2)
 	ann.waitNewVideo(t, annStream, 90*time.Second)
 	origin, err := eval[string](ann, `location.origin`)
 	require.NoError(t, err)
