@@ -8,10 +8,12 @@ package sfu
 import (
 	"encoding/binary"
 	"errors"
+	"io"
 	"net"
 	"net/netip"
 	"os"
 	"runtime"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -42,6 +44,15 @@ const (
 	// sends more than its MTU (1200 bytes by default); a larger datagram
 	// grows its buffer.
 	datagramCap = 1500
+	// gsoMaxSegments caps the datagrams of one GSO message (the kernel
+	// takes up to UDP_MAX_SEGMENTS, 64 or more); a video frame to one
+	// student is rarely longer.
+	gsoMaxSegments = 32
+	// gsoMaxBytes keeps a GSO message under the 64 KB of one IP packet.
+	gsoMaxBytes = 60000
+	// gsoControlLen is room for one control message with a 2-byte value
+	// (CMSG_SPACE(2) is 24 on 64-bit Linux).
+	gsoControlLen = 32
 	// closeFlushTimeout bounds the last flush on Close, so a socket that
 	// cannot send does not hold the engine's shutdown.
 	closeFlushTimeout = 100 * time.Millisecond
@@ -63,12 +74,17 @@ type batchWriter interface {
 // goroutines (one per down track) no longer make one sendto(2) each per
 // packet. WriteTo copies the datagram into a pooled buffer and queues it;
 // a flusher goroutine sends whatever is queued with sendmmsg(2), up to
-// batchMax datagrams per call. There is no timer: an idle socket sends a
+// batchMax messages per call. There is no timer: an idle socket sends a
 // lone datagram at once, a busy one batches because datagrams pile up
 // while the previous call runs. Reads pass through untouched.
 //
-// Over loopback and on a NIC alike, the kernel's per-datagram work stays
-// in the sending call, so one flusher would put all of it on one core.
+// Where the kernel offers UDP GSO (udp(7), UDP_SEGMENT), the flusher
+// groups what it took by destination and sends each run of equal-size
+// datagrams to one student (the packets of a frame) as one message, which
+// the kernel or the NIC cuts back into datagrams: the IP layer's work is
+// done once per run instead of once per datagram. Over loopback and on a
+// NIC alike, the kernel's per-datagram work stays in the sending call, so
+// one flusher would put all of it on one core.
 // There is one flusher per core (shard), and a destination always maps to
 // the same shard, so each receiver still gets its datagrams in order.
 //
@@ -90,6 +106,7 @@ type batchShard struct {
 	done    chan struct{}
 	stopped chan struct{} // closed when the flusher returns
 	dropped atomic.Uint64 // datagrams the kernel refused
+	gso     bool          // send runs as one message (flusher's own)
 
 	mu      sync.Mutex
 	space   sync.Cond // signalled when the flusher empties the queue
@@ -106,27 +123,28 @@ func newBatchConn(conn *net.UDPConn) *batchConn {
 		return newBatchConnWith(conn, func() batchWriter {
 			w, _ := newSysBatchWriter(conn)
 			return w
-		}, n)
+		}, n, gsoSupported(conn))
 	}
 	if a, ok := conn.LocalAddr().(*net.UDPAddr); ok && a.IP.To4() == nil {
 		// A dual-stack socket bound to :: still takes IPv4 destinations:
 		// Linux hands an AF_INET address on an AF_INET6 socket to the
 		// IPv4 path (udpv6_sendmsg).
 		v6 := batchV6{ipv6.NewPacketConn(conn)}
-		return newBatchConnWith(conn, func() batchWriter { return v6 }, n)
+		return newBatchConnWith(conn, func() batchWriter { return v6 }, n, false)
 	}
 	v4 := ipv4.NewPacketConn(conn)
-	return newBatchConnWith(conn, func() batchWriter { return v4 }, n)
+	return newBatchConnWith(conn, func() batchWriter { return v4 }, n, false)
 }
 
 // newBatchConnWith starts n flushers for conn, each sending through its
 // own writer from newWriter.
-func newBatchConnWith(conn *net.UDPConn, newWriter func() batchWriter, n int) *batchConn {
+func newBatchConnWith(conn *net.UDPConn, newWriter func() batchWriter, n int, gso bool) *batchConn {
 	c := &batchConn{conn: conn}
 	c.pool.New = func() any { return &datagram{buf: make([]byte, 0, datagramCap)} }
 	for range n {
 		sh := &batchShard{
 			batch:   newWriter(),
+			gso:     gso,
 			pool:    &c.pool,
 			wake:    make(chan struct{}, 1),
 			done:    make(chan struct{}),
@@ -288,15 +306,20 @@ type batchBufs struct {
 	msgs  [batchMax]ipv4.Message
 	addrs [batchMax]net.UDPAddr
 	ips   [batchMax][16]byte
-	bufs  [batchMax][1][]byte
+	bufs  [batchMax][gsoMaxSegments][]byte
+	oob   [batchMax][gsoControlLen]byte
 }
 
-// send writes q in batches of at most batchMax and returns the buffers to
-// the pool. Order is kept: datagrams leave in the order they were queued.
+// send writes q, a message per datagram or, with GSO, per run of
+// datagrams to one destination (gsoRun), at most batchMax messages per
+// system call, and returns the buffers to the pool. With GSO q is first
+// grouped by destination; each destination's datagrams keep their order.
 func (sh *batchShard) send(q []*datagram, b *batchBufs) {
+	if sh.gso && len(q) > 1 {
+		slices.SortStableFunc(q, func(x, y *datagram) int { return x.addr.Compare(y.addr) })
+	}
 	for len(q) > 0 {
-		n := min(len(q), batchMax)
-		sh.sendBatch(q[:n], b)
+		n := sh.sendBatch(q, b)
 		for i, d := range q[:n] {
 			sh.pool.Put(d)
 			q[i] = nil
@@ -305,34 +328,90 @@ func (sh *batchShard) send(q []*datagram, b *batchBufs) {
 	}
 }
 
-// sendBatch sends one batch with sendmmsg(2), which may send fewer
-// messages than asked: it stops at the first that fails once at least one
-// was sent, and fails the call when the first one fails. A failed
-// datagram is dropped (counted) and the rest are retried.
-func (sh *batchShard) sendBatch(q []*datagram, b *batchBufs) {
-	for i, d := range q {
-		b.addrs[i] = net.UDPAddr{IP: b.ip(i, d.addr.Addr()), Port: int(d.addr.Port())}
-		b.bufs[i][0] = d.buf
-		b.msgs[i] = ipv4.Message{Buffers: b.bufs[i][:], Addr: &b.addrs[i]}
+// sendBatch sends up to batchMax messages from the head of q with one
+// sendmmsg(2) and returns how many datagrams it consumed. sendmmsg may
+// send fewer messages than asked: it stops at the first that fails once
+// at least one was sent, and fails the call when the first one fails. A
+// failed datagram is dropped (counted) and the rest are retried; a failed
+// GSO message (a device that cannot segment UDP) turns GSO off for the
+// shard and its datagrams are sent again one by one.
+func (sh *batchShard) sendBatch(q []*datagram, b *batchBufs) int {
+	var msgs, used int
+	starts := [batchMax + 1]int{}
+	for msgs < batchMax && used < len(q) {
+		starts[msgs] = used
+		used += sh.fill(b, msgs, q[used:])
+		msgs++
 	}
-	msgs := b.msgs[:len(q)]
-	for len(msgs) > 0 {
-		n, err := sh.batch.WriteBatch(msgs, 0)
-		if err != nil {
-			if errors.Is(err, net.ErrClosed) || errors.Is(err, os.ErrDeadlineExceeded) {
-				sh.dropped.Add(uint64(len(msgs)))
-				break
-			}
-			if n <= 0 {
-				n = 1 // the first message failed: drop it, send the rest
-				sh.dropped.Add(1)
-			}
+	starts[msgs] = used
+	sent := 0
+	for sent < msgs {
+		n, err := sh.batch.WriteBatch(b.msgs[sent:msgs], 0)
+		if err == nil && n <= 0 {
+			err = io.ErrNoProgress // never loop on a call that sends nothing
 		}
-		msgs = msgs[n:]
+		if err == nil || n > 0 {
+			sent += n
+			continue
+		}
+		if errors.Is(err, net.ErrClosed) || errors.Is(err, os.ErrDeadlineExceeded) {
+			sh.dropped.Add(uint64(used - starts[sent]))
+			break
+		}
+		if first := q[starts[sent]:starts[sent+1]]; len(first) > 1 {
+			sh.gso = false // resend from this message on, unsegmented
+			used = starts[sent]
+			break
+		}
+		sh.dropped.Add(1) // the first message failed: drop it, send the rest
+		sent++
 	}
-	for i := range q {
-		b.bufs[i][0] = nil // the datagram goes back to the pool
+	for i := range msgs {
+		clear(b.bufs[i][:]) // the datagrams go back to the pool
 	}
+	return used
+}
+
+// fill makes message i of b from the head of q and returns how many
+// datagrams it carries: one, or with GSO (UDP_SEGMENT, udp(7)) a run of
+// datagrams to one destination that all have the first one's size except
+// the last, which may be shorter: the kernel, or the NIC, cuts the
+// message back into those datagrams.
+func (sh *batchShard) fill(b *batchBufs, i int, q []*datagram) int {
+	d := q[0]
+	n := 1
+	if sh.gso {
+		n = gsoRun(q)
+	}
+	for k := range n {
+		b.bufs[i][k] = q[k].buf
+	}
+	b.addrs[i] = net.UDPAddr{IP: b.ip(i, d.addr.Addr()), Port: int(d.addr.Port())}
+	b.msgs[i] = ipv4.Message{Buffers: b.bufs[i][:n], Addr: &b.addrs[i]}
+	if n > 1 {
+		b.msgs[i].OOB = gsoControl(b.oob[i][:0], len(d.buf))
+	}
+	return n
+}
+
+// gsoRun is how many datagrams at the head of q one GSO message can
+// carry: same destination, same size but for a shorter last one, at most
+// gsoMaxSegments and gsoMaxBytes.
+func gsoRun(q []*datagram) int {
+	size, total := len(q[0].buf), len(q[0].buf)
+	n := 1
+	for n < len(q) && n < gsoMaxSegments {
+		d := q[n]
+		if d.addr != q[0].addr || len(d.buf) > size || len(d.buf) == 0 || total+len(d.buf) > gsoMaxBytes {
+			break
+		}
+		total += len(d.buf)
+		n++
+		if len(d.buf) < size {
+			break // a shorter datagram ends a run
+		}
+	}
+	return n
 }
 
 // ip writes a's address into slot i's own array: an IPv4 (or IPv4-mapped)

@@ -22,7 +22,7 @@ import (
 type mmsgWriter struct {
 	rc    syscall.RawConn
 	hdrs  [batchMax]unix.Mmsghdr
-	iovs  [batchMax]unix.Iovec
+	iovs  [batchMax * gsoMaxSegments]unix.Iovec
 	addrs [batchMax]unix.RawSockaddrInet6 // large enough for either family
 	// The current call: rc.Write's callback reads n and flags and sets
 	// sent and errno. It is bound once (send), so a call allocates nothing.
@@ -47,10 +47,13 @@ func newSysBatchWriter(conn *net.UDPConn) (batchWriter, error) {
 // flusher has its own writer.
 func (w *mmsgWriter) WriteBatch(ms []ipv4.Message, flags int) (int, error) {
 	w.n, w.flags = min(len(ms), batchMax), flags
+	iov := 0
 	for i := range w.n {
-		if err := w.fill(i, ms[i]); err != nil {
+		used, err := w.fill(i, ms[i], w.iovs[iov:])
+		if err != nil {
 			return 0, err
 		}
+		iov += used
 	}
 	if err := w.rc.Write(w.send); err != nil {
 		return 0, err
@@ -73,23 +76,36 @@ func (w *mmsgWriter) sendmmsg(fd uintptr) bool {
 	return true
 }
 
-// fill writes message m into slot i: one buffer and its destination,
-// AF_INET for an IPv4 (or IPv4-mapped) address, which a dual-stack socket
-// also accepts.
-func (w *mmsgWriter) fill(i int, m ipv4.Message) error {
+// fill writes message m into slot i: its buffers as iovecs from iovs
+// (it returns how many it used), its control data (a GSO segment size),
+// and its destination, AF_INET for an IPv4 (or IPv4-mapped) address,
+// which a dual-stack socket also accepts.
+func (w *mmsgWriter) fill(i int, m ipv4.Message, iovs []unix.Iovec) (int, error) {
 	ua, ok := m.Addr.(*net.UDPAddr)
-	if !ok || len(m.Buffers) != 1 {
-		return errors.New("sfu: sendmmsg: one buffer and a UDP address per message")
+	if !ok || len(m.Buffers) == 0 || len(m.Buffers) > len(iovs) {
+		return 0, errors.New("sfu: sendmmsg: buffers and a UDP address per message")
 	}
-	w.iovs[i] = unix.Iovec{} // an empty datagram is valid UDP
-	if buf := m.Buffers[0]; len(buf) > 0 {
-		w.iovs[i].Base = &buf[0]
-		w.iovs[i].SetLen(len(buf))
+	for k, buf := range m.Buffers {
+		iovs[k] = unix.Iovec{} // an empty datagram is valid UDP
+		if len(buf) > 0 {
+			iovs[k].Base = &buf[0]
+			iovs[k].SetLen(len(buf))
+		}
 	}
 	h := &w.hdrs[i]
 	*h = unix.Mmsghdr{}
-	h.Hdr.Iov = &w.iovs[i]
-	h.Hdr.SetIovlen(1)
+	h.Hdr.Iov = &iovs[0]
+	h.Hdr.SetIovlen(len(m.Buffers))
+	if len(m.OOB) > 0 {
+		h.Hdr.Control = &m.OOB[0]
+		h.Hdr.SetControllen(len(m.OOB))
+	}
+	w.fillAddr(h, i, ua)
+	return len(m.Buffers), nil
+}
+
+// fillAddr writes ua into slot i's sockaddr.
+func (w *mmsgWriter) fillAddr(h *unix.Mmsghdr, i int, ua *net.UDPAddr) {
 	sa := &w.addrs[i]
 	port := uint16(ua.Port)
 	if ip4 := ua.IP.To4(); ip4 != nil {
@@ -99,14 +115,41 @@ func (w *mmsgWriter) fill(i int, m ipv4.Message) error {
 		s4.Port = htons(port)
 		h.Hdr.Name = (*byte)(unsafe.Pointer(s4))
 		h.Hdr.Namelen = unix.SizeofSockaddrInet4
-		return nil
+		return
 	}
 	*sa = unix.RawSockaddrInet6{Family: unix.AF_INET6}
 	copy(sa.Addr[:], ua.IP.To16())
 	sa.Port = htons(port)
 	h.Hdr.Name = (*byte)(unsafe.Pointer(sa))
 	h.Hdr.Namelen = unix.SizeofSockaddrInet6
-	return nil
+}
+
+// gsoControl appends to b the control message (udp(7), UDP_SEGMENT) that
+// asks the kernel to cut a message into datagrams of size bytes.
+func gsoControl(b []byte, size int) []byte {
+	b = b[:unix.CmsgSpace(2)]
+	clear(b)
+	h := (*unix.Cmsghdr)(unsafe.Pointer(&b[0]))
+	h.Level, h.Type = unix.SOL_UDP, unix.UDP_SEGMENT
+	h.SetLen(unix.CmsgLen(2))
+	*(*uint16)(unsafe.Pointer(&b[unix.CmsgLen(0)])) = uint16(size)
+	return b
+}
+
+// gsoSupported reports whether the kernel offers UDP GSO on conn: the
+// option is readable where it exists (Linux 4.18 and later).
+func gsoSupported(conn *net.UDPConn) bool {
+	rc, err := conn.SyscallConn()
+	if err != nil {
+		return false
+	}
+	var serr error
+	if err := rc.Control(func(fd uintptr) {
+		_, serr = unix.GetsockoptInt(int(fd), unix.SOL_UDP, unix.UDP_SEGMENT)
+	}); err != nil {
+		return false
+	}
+	return serr == nil
 }
 
 // htons stores port in network byte order, as sockaddr's port field is.

@@ -12,3 +12,9 @@ import (
 func newSysBatchWriter(*net.UDPConn) (batchWriter, error) {
 	return nil, errors.ErrUnsupported
 }
+
+// gsoSupported: UDP GSO is Linux's.
+func gsoSupported(*net.UDPConn) bool { return false }
+
+// gsoControl is never called off Linux (gsoSupported is false).
+func gsoControl(b []byte, _ int) []byte { return b }

@@ -6,6 +6,7 @@ import (
 	"net/netip"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -68,9 +69,10 @@ func TestBatchConnDeliversInOrderOverLoopback(t *testing.T) {
 	t.Parallel()
 	for _, tc := range []struct {
 		name, network string
-		sys           bool
+		sys, gso      bool
 	}{
-		{"xnet", "udp4", false}, {"sys", "udp4", true}, {"sys dual-stack", "udp", true},
+		{"xnet", "udp4", false, false}, {"sys", "udp4", true, false}, {"sys dual-stack", "udp", true, false},
+		{"sys gso", "udp4", true, true}, {"sys gso dual-stack", "udp", true, true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
@@ -84,7 +86,10 @@ func TestBatchConnDeliversInOrderOverLoopback(t *testing.T) {
 				}
 				newWriter = func() batchWriter { w, _ := newSysBatchWriter(src); return w }
 			}
-			testBatchOrder(t, newBatchConnWith(src, newWriter, 4)) // several flushers
+			if tc.gso && !gsoSupported(src) {
+				t.Skip("no UDP GSO on this platform")
+			}
+			testBatchOrder(t, newBatchConnWith(src, newWriter, 4, tc.gso)) // several flushers
 		})
 	}
 }
@@ -136,7 +141,7 @@ func TestBatchConnWriteToTakesUDPAddr(t *testing.T) {
 func TestBatchConnCopiesAndBatches(t *testing.T) {
 	t.Parallel()
 	w := newGatedWriter()
-	c := newBatchConnWith(listenLoopback(t), func() batchWriter { return w }, 1)
+	c := newBatchConnWith(listenLoopback(t), func() batchWriter { return w }, 1, false)
 	t.Cleanup(func() { close(w.gate); _ = c.Close() })
 	to := netip.MustParseAddrPort("127.0.0.1:9")
 
@@ -173,7 +178,7 @@ func TestBatchConnCopiesAndBatches(t *testing.T) {
 func TestBatchConnWaitsWhenFull(t *testing.T) {
 	t.Parallel()
 	w := newGatedWriter()
-	c := newBatchConnWith(listenLoopback(t), func() batchWriter { return w }, 1)
+	c := newBatchConnWith(listenLoopback(t), func() batchWriter { return w }, 1, false)
 	to := netip.MustParseAddrPort("127.0.0.1:9")
 	var open sync.Once
 	release := func() { open.Do(func() { close(w.gate) }) }
@@ -266,4 +271,112 @@ func TestBatchConnEmptyDatagram(t *testing.T) {
 		require.Equal(t, want, string(buf[:n]))
 	}
 	require.Zero(t, c.Dropped())
+}
+
+// TestBatchConnGSORuns: with GSO, datagrams of different sizes and
+// destinations, queued while the flusher is busy, reach each destination
+// whole and in order: runs of equal size go as one message, a shorter
+// datagram ends a run, a longer one starts the next.
+func TestBatchConnGSORuns(t *testing.T) {
+	t.Parallel()
+	src := listenLoopback(t)
+	if !gsoSupported(src) {
+		t.Skip("no UDP GSO on this platform")
+	}
+	w, err := newSysBatchWriter(src)
+	require.NoError(t, err)
+	gw := &gateWriter{w: w, gate: make(chan struct{})}
+	c := newBatchConnWith(src, func() batchWriter { return gw }, 1, true)
+	t.Cleanup(func() { gw.open(); _ = c.Close() })
+	dsts := []*net.UDPConn{listenLoopback(t), listenLoopback(t)}
+	sizes := []int{1200, 1200, 1200, 700, 1200, 1200, 1300, 0, 1300, 1300, 40}
+	var want [2][][]byte
+	for i := 0; i < 3*len(sizes); i++ {
+		k := i % 2
+		b := make([]byte, sizes[i%len(sizes)])
+		for j := range b {
+			b[j] = byte(i + j)
+		}
+		want[k] = append(want[k], b)
+		_, err := c.WriteToAddrPort(b, dsts[k].LocalAddr().(*net.UDPAddr).AddrPort())
+		require.NoError(t, err)
+	}
+	gw.open()
+	buf := make([]byte, 2000)
+	for k, dst := range dsts {
+		for i, b := range want[k] {
+			require.NoError(t, dst.SetReadDeadline(time.Now().Add(waitFor)))
+			n, _, err := dst.ReadFromUDPAddrPort(buf)
+			require.NoError(t, err)
+			require.Equal(t, b, buf[:n], "destination %d, datagram %d", k, i)
+		}
+	}
+	require.Zero(t, c.Dropped())
+	require.Equal(t, int64(3*len(sizes)), gw.segs.Load())
+	require.Less(t, gw.msgs.Load(), gw.segs.Load(), "runs went out as GSO messages")
+}
+
+// gateWriter holds the first batch until opened, so datagrams pile up,
+// and counts the messages and datagrams it was asked to send.
+type gateWriter struct {
+	w          batchWriter
+	gate       chan struct{}
+	once       sync.Once
+	msgs, segs atomic.Int64
+}
+
+func (g *gateWriter) open() { g.once.Do(func() { close(g.gate) }) }
+
+func (g *gateWriter) WriteBatch(ms []ipv4.Message, flags int) (int, error) {
+	<-g.gate
+	n, err := g.w.WriteBatch(ms, flags)
+	for _, m := range ms[:max(n, 0)] {
+		g.msgs.Add(1)
+		g.segs.Add(int64(len(m.Buffers)))
+	}
+	return n, err
+}
+
+// noGSOWriter stands for a device that cannot segment UDP: a message of
+// several datagrams fails (EIO, udp(7)); the others pass through.
+type noGSOWriter struct{ w batchWriter }
+
+func (g noGSOWriter) WriteBatch(ms []ipv4.Message, flags int) (int, error) {
+	for i, m := range ms {
+		if len(m.Buffers) > 1 {
+			if i == 0 {
+				return 0, &net.OpError{Op: "sendmmsg", Net: "udp", Err: syscall.EIO}
+			}
+			ms = ms[:i]
+			break
+		}
+	}
+	return g.w.WriteBatch(ms, flags)
+}
+
+// TestBatchConnGSOFallback: when a GSO message fails, the shard stops
+// using GSO and sends the same datagrams one by one: nothing is lost.
+func TestBatchConnGSOFallback(t *testing.T) {
+	t.Parallel()
+	src := listenLoopback(t)
+	gw := &gateWriter{w: noGSOWriter{w: ipv4.NewPacketConn(src)}, gate: make(chan struct{})}
+	c := newBatchConnWith(src, func() batchWriter { return gw }, 1, true)
+	t.Cleanup(func() { gw.open(); _ = c.Close() })
+	dst := listenLoopback(t)
+	to := dst.LocalAddr().(*net.UDPAddr).AddrPort()
+	const n = 20
+	for i := 0; i < n; i++ {
+		_, err := c.WriteToAddrPort(seqDatagram(i), to)
+		require.NoError(t, err)
+	}
+	gw.open()
+	buf := make([]byte, 64)
+	for i := 0; i < n; i++ {
+		require.NoError(t, dst.SetReadDeadline(time.Now().Add(waitFor)))
+		m, _, err := dst.ReadFromUDPAddrPort(buf)
+		require.NoError(t, err)
+		require.Equal(t, uint32(i), binary.BigEndian.Uint32(buf[:m]))
+	}
+	require.Zero(t, c.Dropped())
+	require.Equal(t, gw.segs.Load(), gw.msgs.Load(), "every datagram went alone")
 }
