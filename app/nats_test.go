@@ -7,7 +7,6 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"testing"
@@ -19,6 +18,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"lectern/config"
+	"lectern/internal/natstest"
 )
 
 func freePort(t *testing.T) int {
@@ -27,57 +27,6 @@ func freePort(t *testing.T) int {
 	require.NoError(t, err)
 	defer ln.Close()
 	return ln.Addr().(*net.TCPAddr).Port
-}
-
-// natsServerBinary finds the stock nats-server (Debian: /usr/sbin). The
-// test fails rather than skips without it.
-func natsServerBinary(t *testing.T) string {
-	t.Helper()
-	for _, p := range []string{"nats-server", "/usr/sbin/nats-server", "/usr/bin/nats-server", "/usr/local/bin/nats-server"} {
-		if p, err := exec.LookPath(p); err == nil {
-			return p
-		}
-	}
-	t.Fatal("nats-server must be installed (apt-get install nats-server)")
-	return ""
-}
-
-// natsProcess is a stock `nats-server -js` on a fixed port, which can be
-// stopped and started again on that port with its store.
-type natsProcess struct {
-	t        *testing.T
-	bin, dir string
-	port     int
-	cmd      *exec.Cmd
-}
-
-func startNATSProcess(t *testing.T) *natsProcess {
-	p := &natsProcess{t: t, bin: natsServerBinary(t), dir: t.TempDir(), port: freePort(t)}
-	p.start()
-	t.Cleanup(p.stop)
-	return p
-}
-
-func (p *natsProcess) url() string { return "nats://127.0.0.1:" + strconv.Itoa(p.port) }
-
-func (p *natsProcess) start() {
-	p.cmd = exec.Command(p.bin, "-a", "127.0.0.1", "-p", strconv.Itoa(p.port), "-js", "-sd", p.dir)
-	require.NoError(p.t, p.cmd.Start())
-	require.Eventually(p.t, func() bool {
-		c, err := net.DialTimeout("tcp", "127.0.0.1:"+strconv.Itoa(p.port), 100*time.Millisecond)
-		if err == nil {
-			c.Close()
-		}
-		return err == nil
-	}, 10*time.Second, 20*time.Millisecond)
-}
-
-func (p *natsProcess) stop() {
-	if p.cmd != nil {
-		_ = p.cmd.Process.Kill()
-		_ = p.cmd.Wait()
-		p.cmd = nil
-	}
 }
 
 func readyz(t *testing.T, a *App) int {
@@ -90,15 +39,15 @@ func readyz(t *testing.T, a *App) int {
 // down, and ready again when it comes back on the same port: no restart.
 func TestExternalNATSOutage(t *testing.T) {
 	t.Parallel()
-	p := startNATSProcess(t)
+	p := natstest.Start(t)
 	cfg := testConfig(t)
-	cfg.NATS = []string{p.url()}
+	cfg.NATS = []string{p.URL()}
 	a := startApp(t, cfg, zerolog.New(io.Discard))
 	require.Equal(t, http.StatusOK, readyz(t, a))
 	require.NoFileExists(t, filepath.Join(cfg.Data, "nats", a.NodeID()), "no embedded store with external NATS")
 	require.Empty(t, a.natsClientURL())
 
-	p.stop()
+	p.Stop()
 	require.Eventually(t, func() bool { return readyz(t, a) == http.StatusServiceUnavailable },
 		10*time.Second, 50*time.Millisecond, "not ready while NATS is away")
 	code, body := get(t, a.BaseURL()+"/readyz")
@@ -107,7 +56,7 @@ func TestExternalNATSOutage(t *testing.T) {
 	code, _ = get(t, a.BaseURL()+"/healthz")
 	require.Equal(t, http.StatusOK, code)
 
-	p.start()
+	p.Start()
 	require.Eventually(t, func() bool { return readyz(t, a) == http.StatusOK },
 		10*time.Second, 50*time.Millisecond, "ready again once NATS is back")
 	sub, err := a.NATS().SubscribeSync("lectern.test")
@@ -131,9 +80,9 @@ func TestExternalNATSUnreachable(t *testing.T) {
 
 func TestExternalNATSBadCredentialsFile(t *testing.T) {
 	t.Parallel()
-	p := startNATSProcess(t)
+	p := natstest.Start(t)
 	cfg := testConfig(t)
-	cfg.NATS = []string{p.url()}
+	cfg.NATS = []string{p.URL()}
 	cfg.NATSCreds = filepath.Join(t.TempDir(), "missing.creds")
 	a, err := New(cfg, zerolog.New(io.Discard))
 	require.NoError(t, err)

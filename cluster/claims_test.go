@@ -13,6 +13,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/stretchr/testify/require"
 
+	"lectern/internal/natstest"
 	"lectern/sfu"
 )
 
@@ -155,17 +156,17 @@ func TestCutOffOriginClaimsAgain(t *testing.T) {
 // the origin claims its class again, and every mirror follows.
 func TestNATSRestartWithoutStore(t *testing.T) {
 	t.Parallel()
-	p := startProcess(t)
-	a := startNode(t, connect(t, p.url()), "a", 0)
-	b := startNode(t, connect(t, p.url()), "b", 0)
+	p := natstest.Start(t)
+	a := startNode(t, connect(t, p.URL()), "a", 0)
+	b := startNode(t, connect(t, p.URL()), "b", 0)
 	waitAllSeen(t, []*testNode{a, b})
 	_, err := a.node.Directory.Claim(ctxT(t), "lecture")
 	require.NoError(t, err)
 	require.Eventually(t, func() bool { return mirrored(b)["lecture"] == "a" }, 5*time.Second, 20*time.Millisecond)
 
-	p.stop()
-	p.dir = t.TempDir()
-	p.start()
+	p.Stop()
+	p.LoseStore()
+	p.Start()
 	require.Eventually(t, func() bool {
 		// A request sent while the client reconnects gets no answer:
 		// short attempts.

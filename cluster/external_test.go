@@ -10,6 +10,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/stretchr/testify/require"
 
+	"lectern/internal/natstest"
 	"lectern/sfu"
 )
 
@@ -19,9 +20,9 @@ import (
 // 10164 errors) the client library knows about.
 func TestStockNATSServer(t *testing.T) {
 	t.Parallel()
-	p := startProcess(t)
-	a := startNode(t, connect(t, p.url()), "a", 0)
-	b := startNode(t, connect(t, p.url()), "b", 0)
+	p := natstest.Start(t)
+	a := startNode(t, connect(t, p.URL()), "a", 0)
+	b := startNode(t, connect(t, p.URL()), "b", 0)
 	waitAllSeen(t, []*testNode{a, b})
 
 	js, err := jetstream.New(a.nc)
@@ -83,9 +84,9 @@ func TestStockNATSServer(t *testing.T) {
 // classes, and the registry, directory and bus work again.
 func TestNATSOutage(t *testing.T) {
 	t.Parallel()
-	p := startProcess(t)
-	a := startNode(t, connect(t, p.url()), "a", 0)
-	b := startNode(t, connect(t, p.url()), "b", 0)
+	p := natstest.Start(t)
+	a := startNode(t, connect(t, p.URL()), "a", 0)
+	b := startNode(t, connect(t, p.URL()), "b", 0)
 	waitAllSeen(t, []*testNode{a, b})
 	for _, room := range []sfu.RoomID{"ongoing", "ending"} {
 		_, err := a.node.Directory.Claim(ctxT(t), room)
@@ -94,7 +95,7 @@ func TestNATSOutage(t *testing.T) {
 	reconnects := make(chan struct{}, 4)
 	require.NoError(t, b.node.Bus.OnReconnect(func() { reconnects <- struct{}{} }))
 
-	p.stop()
+	p.Stop()
 	require.Eventually(t, func() bool { return !a.nc.IsConnected() && !b.nc.IsConnected() },
 		5*time.Second, 20*time.Millisecond)
 	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
@@ -113,7 +114,7 @@ func TestNATSOutage(t *testing.T) {
 	require.Equal(t, Unknown, b.node.Registry.Liveness("a", ""))
 	require.Empty(t, reconnects)
 
-	p.start()
+	p.Start()
 	require.Eventually(t, func() bool { return a.nc.IsConnected() && b.nc.IsConnected() },
 		10*time.Second, 20*time.Millisecond, "the clients reconnect")
 	select {

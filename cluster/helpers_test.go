@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"net"
-	"os/exec"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -20,24 +19,6 @@ import (
 
 func TestMain(m *testing.M) {
 	goleak.VerifyTestMain(m)
-}
-
-// natsServerBinary finds the stock nats-server binary (Debian's package
-// puts it in /usr/sbin, often not in a user's PATH). The test fails,
-// rather than skips, when it is missing: it is part of the environment
-// Lectern supports.
-func natsServerBinary(t *testing.T) string {
-	t.Helper()
-	if p, err := exec.LookPath("nats-server"); err == nil {
-		return p
-	}
-	for _, p := range []string{"/usr/sbin/nats-server", "/usr/bin/nats-server", "/usr/local/bin/nats-server"} {
-		if p, err := exec.LookPath(p); err == nil {
-			return p
-		}
-	}
-	t.Fatal("nats-server must be installed (apt-get install nats-server)")
-	return ""
 }
 
 // serverOpts is one embedded test server on 127.0.0.1 and free ports.
@@ -122,48 +103,6 @@ func freePort(t *testing.T) int {
 	require.NoError(t, err)
 	defer ln.Close()
 	return ln.Addr().(*net.TCPAddr).Port
-}
-
-// natsProcess is a stock nats-server process with JetStream.
-type natsProcess struct {
-	t    *testing.T
-	bin  string
-	port int
-	dir  string
-	cmd  *exec.Cmd
-}
-
-// startProcess runs the stock nats-server -js on a free port.
-func startProcess(t *testing.T) *natsProcess {
-	t.Helper()
-	p := &natsProcess{t: t, bin: natsServerBinary(t), port: freePort(t), dir: t.TempDir()}
-	p.start()
-	t.Cleanup(p.stop)
-	return p
-}
-
-func (p *natsProcess) url() string { return "nats://127.0.0.1:" + strconv.Itoa(p.port) }
-
-func (p *natsProcess) start() {
-	p.t.Helper()
-	p.cmd = exec.Command(p.bin, "-a", "127.0.0.1", "-p", strconv.Itoa(p.port), "-js", "-sd", p.dir)
-	require.NoError(p.t, p.cmd.Start())
-	require.Eventually(p.t, func() bool {
-		c, err := net.DialTimeout("tcp", "127.0.0.1:"+strconv.Itoa(p.port), 100*time.Millisecond)
-		if err == nil {
-			c.Close()
-		}
-		return err == nil
-	}, 10*time.Second, 20*time.Millisecond, "nats-server did not listen")
-}
-
-func (p *natsProcess) stop() {
-	if p.cmd == nil {
-		return
-	}
-	_ = p.cmd.Process.Kill()
-	_ = p.cmd.Wait()
-	p.cmd = nil
 }
 
 // testNode is one node's control plane in a test.

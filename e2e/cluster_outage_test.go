@@ -3,10 +3,7 @@ package e2e
 import (
 	"context"
 	"fmt"
-	"net"
 	"net/http"
-	"os/exec"
-	"strconv"
 	"testing"
 	"time"
 
@@ -18,63 +15,13 @@ import (
 	"lectern/client"
 	"lectern/cluster"
 	"lectern/config"
+	"lectern/internal/natstest"
 	"lectern/sfu"
 )
 
 // outageFor is how long NATS stays away: three times the registry's
 // GoneAfter, so that every announcement is long overdue when it returns.
 const outageFor = 15 * time.Second
-
-// natsProcess is a stock `nats-server -js` on a fixed loopback port with
-// its own store, which can be stopped and started again on both.
-type natsProcess struct {
-	t    *testing.T
-	bin  string
-	dir  string
-	port int
-	cmd  *exec.Cmd
-}
-
-// startNATSProcess runs Debian's nats-server; the test fails rather than
-// skips without it (the environment Lectern supports has it).
-func startNATSProcess(t *testing.T) *natsProcess {
-	t.Helper()
-	p := &natsProcess{t: t, dir: t.TempDir(), port: freePort(t)}
-	for _, b := range []string{"nats-server", "/usr/sbin/nats-server", "/usr/bin/nats-server", "/usr/local/bin/nats-server"} {
-		if path, err := exec.LookPath(b); err == nil {
-			p.bin = path
-			break
-		}
-	}
-	require.NotEmpty(t, p.bin, "nats-server must be installed (apt-get install nats-server)")
-	p.start()
-	t.Cleanup(p.stop)
-	return p
-}
-
-func (p *natsProcess) url() string { return "nats://127.0.0.1:" + strconv.Itoa(p.port) }
-
-func (p *natsProcess) start() {
-	p.t.Helper()
-	p.cmd = exec.Command(p.bin, "-a", "127.0.0.1", "-p", strconv.Itoa(p.port), "-js", "-sd", p.dir)
-	require.NoError(p.t, p.cmd.Start())
-	require.Eventually(p.t, func() bool {
-		c, err := net.DialTimeout("tcp", "127.0.0.1:"+strconv.Itoa(p.port), 100*time.Millisecond)
-		if err == nil {
-			_ = c.Close()
-		}
-		return err == nil
-	}, 10*time.Second, 20*time.Millisecond, "nats-server listens")
-}
-
-// stop kills the server the way a crashed NATS host stops.
-func (p *natsProcess) stop() {
-	if p.cmd != nil {
-		_ = p.cmd.Process.Kill()
-		_ = p.cmd.Wait()
-		p.cmd = nil
-	}
-}
 
 // startExternalNodes runs one Lectern node per id, all joined to the
 // external NATS at url, and returns once every node hears every other
@@ -160,8 +107,8 @@ func clusterView(t *testing.T, n *node, op string) (nodes map[string]string, ori
 // class's only origin, and both relays still carry video.
 func TestClusterNATSOutage(t *testing.T) {
 	t.Parallel()
-	nats := startNATSProcess(t)
-	nodes := startExternalNodes(t, nats.url(), "a", "b")
+	nats := natstest.Start(t)
+	nodes := startExternalNodes(t, nats.URL(), "a", "b")
 	a, b := nodes[0], nodes[1]
 	room := newRoom()
 	op := a.token(t, "*", auth.RoleOperator, "Ops")
@@ -188,7 +135,7 @@ func TestClusterNATSOutage(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, cluster.NodeID("a"), entry.Origin)
 
-	nats.stop()
+	nats.Stop()
 	for _, n := range nodes {
 		waitFor(t, 10*time.Second, "node "+n.name+" not ready", func() (bool, string) {
 			code := readyz(t, n)
@@ -219,7 +166,7 @@ func TestClusterNATSOutage(t *testing.T) {
 		require.Equal(t, "a", origins[room], "node %s still shows the class on A, as last mirrored", n.name)
 	}
 
-	nats.start()
+	nats.Start()
 	restarted := time.Now()
 	for _, n := range nodes {
 		waitFor(t, 15*time.Second, "node "+n.name+" ready again", func() (bool, string) {
@@ -308,15 +255,15 @@ func oneRelayEachWay(t *testing.T, nodes []*node) {
 // each other.
 func TestClusterNATSOutageFirstStudent(t *testing.T) {
 	t.Parallel()
-	nats := startNATSProcess(t)
-	nodes := startExternalNodes(t, nats.url(), "a", "b")
+	nats := natstest.Start(t)
+	nodes := startExternalNodes(t, nats.URL(), "a", "b")
 	a, b := nodes[0], nodes[1]
 	room := newRoom()
 	teacher := a.dial(t, a.token(t, room, auth.RoleTeacher, "Teacher"), client.Options{})
 	publishClip(t, teacher, clipIVF, "")
 	require.Eventually(t, teacher.Live, 10*time.Second, 20*time.Millisecond, "teacher live")
 
-	nats.stop()
+	nats.Stop()
 	waitFor(t, 10*time.Second, "node b not ready", func() (bool, string) {
 		code := readyz(t, b)
 		return code == http.StatusServiceUnavailable, fmt.Sprintf("/readyz %d", code)
@@ -326,7 +273,7 @@ func TestClusterNATSOutageFirstStudent(t *testing.T) {
 	time.Sleep(cluster.DefaultGoneAfter + time.Second)
 	require.Nil(t, student.SubscriptionOf(teacher.ID(), client.LabelCamera), "no video can come before NATS is back")
 
-	nats.start()
+	nats.Start()
 	back := time.Now()
 	receivesVideo(t, student, teacher.ID(), 20*time.Second)
 	t.Logf("the student received video %v after NATS listened again", time.Since(back).Round(10*time.Millisecond))
