@@ -23,23 +23,7 @@ const whepViewerName = "WHEP viewer"
 
 // whepPost: POST /whep/{room}[?video=camera|screen] with a student,
 // teacher or operator token and a receive-only offer.
-func (s *Server) whepPost(w http.ResponseWriter, r *http.Request) {
-	setCORS(w)
-	if s.closing.Load() || !s.tasks.enter() {
-		writeMediaError(w, ErrShuttingDown)
-		return
-	}
-	defer s.tasks.exit()
-	x, answer, err := s.startWHEP(w, r)
-	if writeRedirect(w, r, err) {
-		return
-	}
-	if err != nil {
-		writeMediaError(w, err)
-		return
-	}
-	s.writeCreated(w, x, answer)
-}
+func (s *Server) whepPost(w http.ResponseWriter, r *http.Request) { s.postSession(w, r, s.startWHEP) }
 
 func (s *Server) startWHEP(w http.ResponseWriter, r *http.Request) (*session, string, error) {
 	room := r.PathValue("room")

@@ -20,14 +20,19 @@ var errTeacherLive = fmt.Errorf("%w: the class's teacher is already live", ErrCo
 
 // whipPost: POST /whip/{room} with a teacher's bearer token and an SDP
 // offer answers 201 with the session's Location and the SDP answer.
-func (s *Server) whipPost(w http.ResponseWriter, r *http.Request) {
+func (s *Server) whipPost(w http.ResponseWriter, r *http.Request) { s.postSession(w, r, s.startWHIP) }
+
+// postSession answers the POST that creates a WHIP or WHEP session: start
+// makes it; a node that does not serve the class redirects (307), and
+// errors map to their status (errors.go).
+func (s *Server) postSession(w http.ResponseWriter, r *http.Request, start func(http.ResponseWriter, *http.Request) (*session, string, error)) {
 	setCORS(w)
 	if s.closing.Load() || !s.tasks.enter() {
 		writeMediaError(w, ErrShuttingDown)
 		return
 	}
 	defer s.tasks.exit()
-	x, answer, err := s.startWHIP(w, r)
+	x, answer, err := start(w, r)
 	if writeRedirect(w, r, err) {
 		return
 	}
