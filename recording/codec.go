@@ -28,7 +28,7 @@ type codecSpec struct {
 
 var supportedCodecs = [...]codecSpec{
 	{name: "VP8", mime: webrtc.MimeTypeVP8, codecID: "V_VP8", webm: true, video: true,
-		newDepacketizer: func() rtp.Depacketizer { return &codecs.VP8Packet{} }, isKey: vp8Key},
+		newDepacketizer: func() rtp.Depacketizer { return &codecs.VP8Packet{} }, isKey: vp8Key, valid: vp8Valid},
 	{name: "VP9", mime: webrtc.MimeTypeVP9, codecID: "V_VP9", webm: true, video: true,
 		newDepacketizer: func() rtp.Depacketizer { return &codecs.VP9Packet{} }, isKey: vp9Key},
 	{name: "AV1", mime: webrtc.MimeTypeAV1, codecID: "V_AV1", webm: true, video: true,
@@ -53,6 +53,23 @@ func lookupCodec(mime string) (codecSpec, bool) {
 
 // vp8Key: RFC 6386 9.1, the frame tag's first bit is 0 for a key frame.
 func vp8Key(f []byte) bool { return len(f) >= 10 && f[0]&0x01 == 0 }
+
+// vp8Valid rejects a frame shorter than its own header says (RFC 6386
+// 9.1: a 3-byte frame tag whose bits 5-23 are the first partition's size,
+// plus 7 bytes of start code and dimensions on a key frame): the sample
+// builder can hand over a frame that lost packets, and a decoder reading
+// it fails ("header size larger than data provided").
+func vp8Valid(f []byte) bool {
+	if len(f) < 3 {
+		return false
+	}
+	tag := uint32(f[0]) | uint32(f[1])<<8 | uint32(f[2])<<16
+	header := 3
+	if tag&0x01 == 0 {
+		header = 10
+	}
+	return len(f) >= header+int(tag>>5)
+}
 
 // vp8Size reads the dimensions of a VP8 key frame (RFC 6386 9.1: start code
 // 9d 01 2a, then 14-bit width and height with 2 bits of scaling each).
