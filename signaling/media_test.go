@@ -94,8 +94,8 @@ func (mp *mediaPublisher) send(tracks []*webrtc.TrackLocalStaticRTP) {
 		}
 		for _, tr := range tracks {
 			payload := []byte{0xfc, byte(i)}
-			if tr.Kind() == webrtc.RTPCodecTypeVideo { // a VP8 keyframe (RFC 7741)
-				payload = []byte{0x10, 0x10, 0x02, 0x00, 0x9d, 0x01, 0x2a, 0x40, 0x01, 0xf0, 0x00, byte(i)}
+			if tr.Kind() == webrtc.RTPCodecTypeVideo { // a VP8 keyframe (RFC 7741), its first partition empty (RFC 6386 9.1)
+				payload = []byte{0x10, 0x10, 0x00, 0x00, 0x9d, 0x01, 0x2a, 0x40, 0x01, 0xf0, 0x00, byte(i)}
 			}
 			_ = tr.WriteRTP(&rtp.Packet{
 				Header:  rtp.Header{Version: 2, Marker: true, SequenceNumber: uint16(i), Timestamp: i * 960},
