@@ -1,9 +1,9 @@
 package sfu
 
-// Lock order: batchShard.mu is a leaf lock. Writers hold it to append to
-// the queue (and wait on batchShard.space, which releases it, while the
-// queue is full); the flusher holds it only to swap the queue out. Nothing
-// else is acquired while holding it, and no system call is made under it.
+// Lock order: batchShard.sendMu -> batchShard.mu. mu is a leaf held only
+// to append to the queue or swap it out; sendMu is held while one
+// goroutine sends a shard's queue, so a destination's datagrams leave in
+// order. No system call is made under mu.
 
 import (
 	"encoding/binary"
@@ -27,18 +27,17 @@ const (
 	// kernel caps a call at UIO_MAXIOV (1024); 64 already amortises the
 	// system call entry over a whole fan-out step of a large class.
 	batchMax = 64
-	// batchQueueMax bounds the datagrams (and so the buffer memory)
-	// waiting for the flusher. When it is full a writer waits, as it would
-	// in sendto(2) on a blocking socket whose send buffer is full
-	// (socket(7), SO_SNDBUF). Dropping here instead was measured to lose
-	// 3-4% of the packets of a 100-student join burst (the primed GOPs
-	// outrun the kernel): random datagram loss costs NACKs and PLIs, while
-	// a writer that waits lets its own down track queue fill and drop by
-	// policy (video skips to the next keyframe). 128 datagrams (two
-	// sendmmsg calls) keep the flusher busy; 512 held more buffers for
-	// the same CPU and latency.
+	// batchQueueMax bounds the datagrams (and so the buffer memory) a
+	// shard's queue holds while one goroutine sends. A writer that finds
+	// more waits for the sender, as it would in sendto(2) on a blocking
+	// socket whose send buffer is full (socket(7), SO_SNDBUF). Dropping
+	// here instead was measured to lose 3-4% of the packets of a
+	// 100-student join burst (the primed GOPs outrun the kernel): random
+	// datagram loss costs NACKs and PLIs, while a writer that waits lets
+	// its own down track queue fill and drop by policy (video skips to the
+	// next keyframe).
 	batchQueueMax = 128
-	// maxShards caps the flushers (one per core) of a socket.
+	// maxShards caps the send queues (one per core) of a socket.
 	maxShards = 8
 	// datagramCap is the buffer a queued datagram starts with: pion never
 	// sends more than its MTU (1200 bytes by default); a larger datagram
@@ -53,7 +52,7 @@ const (
 	// gsoControlLen is room for one control message with a 2-byte value
 	// (CMSG_SPACE(2) is 24 on 64-bit Linux).
 	gsoControlLen = 32
-	// closeFlushTimeout bounds the last flush on Close, so a socket that
+	// closeFlushTimeout bounds the last sends on Close, so a socket that
 	// cannot send does not hold the engine's shutdown.
 	closeFlushTimeout = 100 * time.Millisecond
 )
@@ -70,23 +69,29 @@ type batchWriter interface {
 	WriteBatch(ms []ipv4.Message, flags int) (int, error)
 }
 
-// batchConn wraps the shared ICE UDP socket so that the many writer
-// goroutines (one per down track) no longer make one sendto(2) each per
-// packet. WriteTo copies the datagram into a pooled buffer and queues it;
-// a flusher goroutine sends whatever is queued with sendmmsg(2), up to
-// batchMax messages per call. There is no timer: an idle socket sends a
-// lone datagram at once, a busy one batches because datagrams pile up
-// while the previous call runs. Reads pass through untouched.
+// batchConn wraps the shared ICE UDP socket so that the many writers of
+// a class no longer make one sendto(2) each per packet. WriteTo copies the
+// datagram into a pooled buffer and queues it; whoever sends then takes
+// the whole queue and sends it with sendmmsg(2), up to batchMax messages
+// per call. There is no timer and no goroutine of its own:
 //
-// Where the kernel offers UDP GSO (udp(7), UDP_SEGMENT), the flusher
+//   - the writer shards (writers.go) hold the socket while they write a
+//     pass of down tracks (hold), and send what piled up once at its end
+//     (release): a fan-out step of a class leaves in a few calls, and no
+//     goroutine is woken to send it;
+//   - any other writer (pion's RTCP, DTLS and ICE traffic) sends at once,
+//     on its own goroutine, unless a pass is under way, which then sends
+//     it;
+//   - whoever finds batchMax datagrams queued sends them at once.
+//
+// Where the kernel offers UDP GSO (udp(7), UDP_SEGMENT), the sender
 // groups what it took by destination and sends each run of equal-size
 // datagrams to one student (the packets of a frame) as one message, which
 // the kernel or the NIC cuts back into datagrams: the IP layer's work is
-// done once per run instead of once per datagram. Over loopback and on a
-// NIC alike, the kernel's per-datagram work stays in the sending call, so
-// one flusher would put all of it on one core.
-// There is one flusher per core (shard), and a destination always maps to
-// the same shard, so each receiver still gets its datagrams in order.
+// done once per run instead of once per datagram.
+// The queue is split in one shard per core, so both cores can send at
+// once, and a destination always maps to the same shard, so each receiver
+// still gets its datagrams in order.
 //
 // It implements ice.AddrPortReaderWriter so pion's UDP mux keeps its
 // allocation-free netip.AddrPort path.
@@ -94,28 +99,30 @@ type batchConn struct {
 	conn     *net.UDPConn
 	shards   []*batchShard
 	pool     sync.Pool
+	held     atomic.Int32 // writer passes under way (hold)
 	once     sync.Once
 	closeErr error
 }
 
-// batchShard is one send queue and its flusher goroutine.
+// batchShard is one send queue.
 type batchShard struct {
-	batch   batchWriter
 	pool    *sync.Pool
-	wake    chan struct{} // capacity 1: "the queue became non-empty"
-	done    chan struct{}
-	stopped chan struct{} // closed when the flusher returns
 	dropped atomic.Uint64 // datagrams the kernel refused
-	gso     bool          // send runs as one message (flusher's own)
 
-	mu      sync.Mutex
-	space   sync.Cond // signalled when the flusher empties the queue
-	waiting int       // writers waiting on space
-	queue   []*datagram
-	closed  bool
+	// sendMu is held by the goroutine sending the queue; the fields
+	// below it are that goroutine's.
+	sendMu sync.Mutex
+	batch  batchWriter
+	bufs   *batchBufs
+	spare  []*datagram
+	gso    bool // send runs as one message
+
+	mu     sync.Mutex
+	queue  []*datagram
+	closed bool
 }
 
-// newBatchConn starts the flushers for conn. On Linux each flusher calls
+// newBatchConn wraps conn. On Linux each shard calls
 // sendmmsg(2) itself (batch_linux.go); elsewhere x/net's WriteBatch does.
 func newBatchConn(conn *net.UDPConn) *batchConn {
 	n := min(max(runtime.GOMAXPROCS(0), 1), maxShards)
@@ -136,24 +143,20 @@ func newBatchConn(conn *net.UDPConn) *batchConn {
 	return newBatchConnWith(conn, func() batchWriter { return v4 }, n, false)
 }
 
-// newBatchConnWith starts n flushers for conn, each sending through its
-// own writer from newWriter.
+// newBatchConnWith makes n shards for conn, each sending through its own
+// writer from newWriter.
 func newBatchConnWith(conn *net.UDPConn, newWriter func() batchWriter, n int, gso bool) *batchConn {
 	c := &batchConn{conn: conn}
 	c.pool.New = func() any { return &datagram{buf: make([]byte, 0, datagramCap)} }
 	for range n {
-		sh := &batchShard{
-			batch:   newWriter(),
-			gso:     gso,
-			pool:    &c.pool,
-			wake:    make(chan struct{}, 1),
-			done:    make(chan struct{}),
-			stopped: make(chan struct{}),
-			queue:   make([]*datagram, 0, batchMax),
-		}
-		sh.space.L = &sh.mu
-		c.shards = append(c.shards, sh)
-		go sh.flushLoop()
+		c.shards = append(c.shards, &batchShard{
+			batch: newWriter(),
+			gso:   gso,
+			pool:  &c.pool,
+			bufs:  &batchBufs{},
+			queue: make([]*datagram, 0, batchMax),
+			spare: make([]*datagram, 0, batchMax),
+		})
 	}
 	return c
 }
@@ -186,42 +189,89 @@ func (c *batchConn) Dropped() uint64 {
 	return n
 }
 
-// WriteToAddrPort queues a copy of b for addr and returns; b may be reused
-// at once. It waits only while the queue is full (see batchQueueMax).
+// WriteToAddrPort queues a copy of b for addr and sends the queue unless
+// a writer pass will (see batchConn); b may be reused at once.
 func (c *batchConn) WriteToAddrPort(b []byte, addr netip.AddrPort) (int, error) {
 	d := c.pool.Get().(*datagram)
 	d.buf = append(d.buf[:0], b...)
 	d.addr = addr
-	if err := c.shard(addr).enqueue(d); err != nil {
+	sh := c.shard(addr)
+	n, err := sh.enqueue(d)
+	if err != nil {
 		c.pool.Put(d)
 		return 0, err
+	}
+	if n >= batchMax || c.held.Load() == 0 {
+		sh.flush(n > batchQueueMax)
 	}
 	return len(b), nil
 }
 
-func (sh *batchShard) enqueue(d *datagram) error {
+// enqueue appends d and returns the queue's new length.
+func (sh *batchShard) enqueue(d *datagram) (int, error) {
 	sh.mu.Lock()
-	for len(sh.queue) >= batchQueueMax && !sh.closed {
-		sh.waiting++
-		sh.space.Wait()
-		sh.waiting--
-	}
+	defer sh.mu.Unlock()
 	if sh.closed {
-		sh.mu.Unlock()
-		return net.ErrClosed
+		return 0, net.ErrClosed
 	}
 	sh.queue = append(sh.queue, d)
-	first := len(sh.queue) == 1
+	return len(sh.queue), nil
+}
+
+// flush sends the queue until it is empty. If another goroutine is
+// sending, flush leaves the queue to it (wait false) or waits its turn
+// (wait true: the queue is over batchQueueMax). The sender checks the
+// queue again after it lets go, so a datagram queued while it finished
+// is never left behind.
+func (sh *batchShard) flush(wait bool) {
+	for {
+		if wait {
+			sh.sendMu.Lock()
+		} else if !sh.sendMu.TryLock() {
+			return
+		}
+		for sh.sendQueued() {
+		}
+		sh.sendMu.Unlock()
+		if !sh.pending() {
+			return
+		}
+		wait = false
+	}
+}
+
+// sendQueued takes the queue and sends it; it reports whether there was
+// anything. The caller holds sendMu.
+func (sh *batchShard) sendQueued() bool {
+	sh.mu.Lock()
+	q := sh.queue
+	sh.queue = sh.spare[:0]
 	sh.mu.Unlock()
-	if first {
-		// The flusher drains the whole queue on each wake-up, so one
-		// token per empty -> non-empty transition is enough.
-		select {
-		case sh.wake <- struct{}{}:
-		default:
+	if len(q) > 0 {
+		sh.send(q, sh.bufs)
+	}
+	sh.spare = q[:0]
+	return len(q) > 0
+}
+
+func (sh *batchShard) pending() bool {
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	return len(sh.queue) > 0
+}
+
+// hold starts a writer pass: datagrams queued meanwhile wait for release
+// (or for a full batch) instead of being sent one call each.
+func (c *batchConn) hold() { c.held.Add(1) }
+
+// release ends a writer pass and sends what is queued.
+func (c *batchConn) release() {
+	c.held.Add(-1)
+	for _, sh := range c.shards {
+		if sh.pending() {
+			sh.flush(false)
 		}
 	}
-	return nil
 }
 
 // WriteTo is net.PacketConn's write, for callers without an AddrPort.
@@ -245,62 +295,31 @@ func (c *batchConn) ReadFrom(b []byte) (int, net.Addr, error) { return c.conn.Re
 func (c *batchConn) LocalAddr() net.Addr { return c.conn.LocalAddr() }
 
 // SetDeadline, SetReadDeadline and SetWriteDeadline act on the socket; a
-// write deadline bounds the flusher's sends.
+// write deadline bounds the sends.
 func (c *batchConn) SetDeadline(t time.Time) error      { return c.conn.SetDeadline(t) }
 func (c *batchConn) SetReadDeadline(t time.Time) error  { return c.conn.SetReadDeadline(t) }
 func (c *batchConn) SetWriteDeadline(t time.Time) error { return c.conn.SetWriteDeadline(t) }
 
-// Close stops accepting writes, lets the flushers send what is queued (so
-// the DTLS close_notify alerts of peers closed just before still leave),
-// waits for them, then closes the socket.
+// Close stops accepting writes, sends what is queued (so the DTLS
+// close_notify alerts of peers closed just before still leave), then
+// closes the socket.
 func (c *batchConn) Close() error {
 	c.once.Do(func() {
 		for _, sh := range c.shards {
 			sh.mu.Lock()
 			sh.closed = true
-			sh.space.Broadcast()
 			sh.mu.Unlock()
 		}
 		_ = c.conn.SetWriteDeadline(time.Now().Add(closeFlushTimeout))
 		for _, sh := range c.shards {
-			close(sh.done)
-			<-sh.stopped
+			sh.flush(true)
 		}
 		c.closeErr = c.conn.Close()
 	})
 	return c.closeErr
 }
 
-// flushLoop is a flusher goroutine: it sleeps until its queue becomes
-// non-empty, takes the whole queue and sends it.
-func (sh *batchShard) flushLoop() {
-	defer close(sh.stopped)
-	var spare []*datagram
-	b := &batchBufs{}
-	for {
-		select {
-		case <-sh.wake:
-		case <-sh.done:
-			sh.mu.Lock()
-			q := sh.queue
-			sh.queue = nil
-			sh.mu.Unlock()
-			sh.send(q, b)
-			return
-		}
-		sh.mu.Lock()
-		q := sh.queue
-		sh.queue = spare[:0]
-		if sh.waiting > 0 {
-			sh.space.Broadcast()
-		}
-		sh.mu.Unlock()
-		sh.send(q, b)
-		spare = q
-	}
-}
-
-// batchBufs are the flusher's reusable message headers and addresses, so
+// batchBufs are a shard's reusable message headers and addresses, so
 // a batch allocates nothing.
 type batchBufs struct {
 	msgs  [batchMax]ipv4.Message

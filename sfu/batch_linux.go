@@ -17,7 +17,7 @@ import (
 // socket never sleeps in the kernel (a full send buffer returns EAGAIN),
 // so it is CPU work like any other; announced as a blocking system call
 // (syscall.Syscall), each one longer than the runtime's 20 µs monitor tick
-// made the monitor hand the flusher's P to another thread and wake it
+// made the monitor hand the sender's P to another thread and wake it
 // again afterwards, which cost more than the batching saved.
 type mmsgWriter struct {
 	rc    syscall.RawConn
@@ -44,7 +44,7 @@ func newSysBatchWriter(conn *net.UDPConn) (batchWriter, error) {
 
 // WriteBatch sends ms with one sendmmsg(2) and returns how many left, as
 // x/net's WriteBatch does. It is not safe for concurrent use: each
-// flusher has its own writer.
+// shard has its own writer, used under the shard's sendMu.
 func (w *mmsgWriter) WriteBatch(ms []ipv4.Message, flags int) (int, error) {
 	w.n, w.flags = min(len(ms), batchMax), flags
 	iov := 0

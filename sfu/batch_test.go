@@ -24,7 +24,7 @@ func listenLoopback(t *testing.T) *net.UDPConn {
 	return c
 }
 
-// gatedWriter records what each batch carried and can hold the flusher
+// gatedWriter records what each batch carried and can hold the sender
 // inside WriteBatch until released, so a test controls when sends happen.
 type gatedWriter struct {
 	entered chan struct{} // receives once per call
@@ -89,7 +89,7 @@ func TestBatchConnDeliversInOrderOverLoopback(t *testing.T) {
 			if tc.gso && !gsoSupported(src) {
 				t.Skip("no UDP GSO on this platform")
 			}
-			testBatchOrder(t, newBatchConnWith(src, newWriter, 4, tc.gso)) // several flushers
+			testBatchOrder(t, newBatchConnWith(src, newWriter, 4, tc.gso)) // several shards
 		})
 	}
 }
@@ -104,6 +104,12 @@ func testBatchOrder(t *testing.T, c *batchConn) {
 		dst2.LocalAddr().(*net.UDPAddr).AddrPort(),
 	}
 	for i := 0; i < n; i++ {
+		switch i {
+		case n / 4:
+			c.hold() // the middle half during a writer pass
+		case 3 * n / 4:
+			c.release()
+		}
 		_, err := c.WriteToAddrPort(seqDatagram(i), addrs[i%2])
 		require.NoError(t, err)
 	}
@@ -138,43 +144,56 @@ func TestBatchConnWriteToTakesUDPAddr(t *testing.T) {
 	require.Error(t, err)
 }
 
-func TestBatchConnCopiesAndBatches(t *testing.T) {
+// TestBatchConnHoldsForAPass: a lone write is sent at once; during a
+// writer pass (hold) writes pile up and leave together when it ends, or
+// as soon as a full batch is queued.
+func TestBatchConnHoldsForAPass(t *testing.T) {
 	t.Parallel()
 	w := newGatedWriter()
+	close(w.gate)
 	c := newBatchConnWith(listenLoopback(t), func() batchWriter { return w }, 1, false)
-	t.Cleanup(func() { close(w.gate); _ = c.Close() })
+	t.Cleanup(func() { _ = c.Close() })
 	to := netip.MustParseAddrPort("127.0.0.1:9")
-
-	// The first datagram wakes the flusher, which then waits in the gate:
-	// everything written meanwhile piles up and leaves in batches.
-	b := []byte("first")
-	_, err := c.WriteToAddrPort(b, to)
-	require.NoError(t, err)
-	copy(b, "XXXXX") // the caller may reuse its buffer at once
-	<-w.entered
-	const more = batchMax + 10
-	for i := 0; i < more; i++ {
-		_, err := c.WriteToAddrPort(seqDatagram(i), to)
+	write := func(b []byte) {
+		_, err := c.WriteToAddrPort(b, to)
 		require.NoError(t, err)
 	}
-	w.gate <- struct{}{} // first batch
-	<-w.entered
-	w.gate <- struct{}{} // batchMax of the rest
-	<-w.entered
-	w.gate <- struct{}{} // the last 10
 
-	require.Eventually(t, func() bool {
-		got, _ := w.sent()
-		return len(got) == 1+more
-	}, waitFor, tick)
-	got, batches := w.sent()
-	require.Equal(t, "first", string(got[0]))
-	for i := 0; i < more; i++ {
-		require.Equal(t, uint32(i), binary.BigEndian.Uint32(got[1+i]))
+	write([]byte("alone"))
+	_, batches := w.sent()
+	require.Equal(t, []int{1}, batches, "no pass: sent at once")
+
+	c.hold()
+	b := []byte("first")
+	write(b)
+	copy(b, "XXXXX") // the caller may reuse its buffer at once
+	for i := 0; i < 10; i++ {
+		write(seqDatagram(i))
 	}
-	require.Equal(t, []int{1, batchMax, 10}, batches)
+	_, batches = w.sent()
+	require.Len(t, batches, 1, "held until the pass ends")
+	c.release()
+
+	c.hold()
+	const more = batchMax + 10
+	for i := 0; i < more; i++ {
+		write(seqDatagram(10 + i))
+	}
+	_, batches = w.sent()
+	require.Equal(t, []int{1, 11, batchMax}, batches, "a full batch leaves at once")
+	c.release()
+
+	got, batches := w.sent()
+	require.Equal(t, []int{1, 11, batchMax, 10}, batches)
+	require.Equal(t, "first", string(got[1]))
+	for i := 0; i < 10+more; i++ {
+		require.Equal(t, uint32(i), binary.BigEndian.Uint32(got[2+i]))
+	}
 }
 
+// TestBatchConnWaitsWhenFull: while one goroutine sends (here stuck in
+// the kernel), others queue; one that finds more than batchQueueMax
+// datagrams queued waits for the sender instead of growing the queue.
 func TestBatchConnWaitsWhenFull(t *testing.T) {
 	t.Parallel()
 	w := newGatedWriter()
@@ -182,28 +201,27 @@ func TestBatchConnWaitsWhenFull(t *testing.T) {
 	to := netip.MustParseAddrPort("127.0.0.1:9")
 	var open sync.Once
 	release := func() { open.Do(func() { close(w.gate) }) }
-	t.Cleanup(func() { release(); _ = c.Close() }) // a failure must not leave the flusher stuck
+	t.Cleanup(func() { release(); _ = c.Close() }) // a failure must not leave the sender stuck
 
-	_, err := c.WriteToAddrPort(seqDatagram(0), to)
-	require.NoError(t, err)
-	<-w.entered // the flusher holds the first datagram; the queue is empty
+	write := func(i int, returned *atomic.Bool) {
+		_, err := c.WriteToAddrPort(seqDatagram(i), to)
+		assert.NoError(t, err)
+		returned.Store(true)
+	}
+	var first, last atomic.Bool
+	go write(0, &first)
+	<-w.entered // the first writer sends its datagram; the queue is empty
 	for i := 1; i <= batchQueueMax; i++ {
 		_, err := c.WriteToAddrPort(seqDatagram(i), to)
 		require.NoError(t, err)
 	}
-	var returned atomic.Bool
-	go func() {
-		_, err := c.WriteToAddrPort(seqDatagram(batchQueueMax+1), to)
-		assert.NoError(t, err)
-		returned.Store(true)
-	}()
-	require.Never(t, returned.Load, 50*time.Millisecond, tick, "a full queue holds the writer")
+	go write(batchQueueMax+1, &last)
+	require.Never(t, last.Load, 50*time.Millisecond, tick, "a full queue holds the writer")
 
 	release()
-	require.Eventually(t, returned.Load, waitFor, tick)
-	require.NoError(t, c.Close())
+	require.Eventually(t, func() bool { return first.Load() && last.Load() }, waitFor, tick)
 	got, _ := w.sent()
-	require.Len(t, got, batchQueueMax+2, "nothing is dropped; Close sends what was queued")
+	require.Len(t, got, batchQueueMax+2, "nothing is dropped")
 	for i, b := range got {
 		require.Equal(t, uint32(i), binary.BigEndian.Uint32(b))
 	}
@@ -216,6 +234,7 @@ func TestBatchConnClose(t *testing.T) {
 	c := newBatchConn(listenLoopback(t))
 	to := dst.LocalAddr().(*net.UDPAddr).AddrPort()
 
+	c.hold() // a writer pass under way: the datagram is only queued
 	_, err := c.WriteToAddrPort([]byte("last"), to)
 	require.NoError(t, err)
 	require.NoError(t, c.Close())
@@ -233,8 +252,7 @@ func TestBatchConnClose(t *testing.T) {
 }
 
 // TestBatchConnAllocs: queueing and sending a datagram allocate nothing
-// once the pool is warm. Each run waits for its datagram to arrive, so the
-// flusher has returned the buffer before the next write takes one.
+// once the pool is warm.
 func TestBatchConnAllocs(t *testing.T) {
 	if raceEnabled {
 		t.Skip("sync.Pool drops items at random under the race detector")
@@ -274,7 +292,7 @@ func TestBatchConnEmptyDatagram(t *testing.T) {
 }
 
 // TestBatchConnGSORuns: with GSO, datagrams of different sizes and
-// destinations, queued while the flusher is busy, reach each destination
+// destinations, queued during a writer pass, reach each destination
 // whole and in order: runs of equal size go as one message, a shorter
 // datagram ends a run, a longer one starts the next.
 func TestBatchConnGSORuns(t *testing.T) {
@@ -285,10 +303,11 @@ func TestBatchConnGSORuns(t *testing.T) {
 	}
 	w, err := newSysBatchWriter(src)
 	require.NoError(t, err)
-	gw := &gateWriter{w: w, gate: make(chan struct{})}
+	gw := &countingWriter{w: w}
 	c := newBatchConnWith(src, func() batchWriter { return gw }, 1, true)
-	t.Cleanup(func() { gw.open(); _ = c.Close() })
+	t.Cleanup(func() { _ = c.Close() })
 	dsts := []*net.UDPConn{listenLoopback(t), listenLoopback(t)}
+	c.hold()
 	sizes := []int{1200, 1200, 1200, 700, 1200, 1200, 1300, 0, 1300, 1300, 40}
 	var want [2][][]byte
 	for i := 0; i < 3*len(sizes); i++ {
@@ -301,7 +320,7 @@ func TestBatchConnGSORuns(t *testing.T) {
 		_, err := c.WriteToAddrPort(b, dsts[k].LocalAddr().(*net.UDPAddr).AddrPort())
 		require.NoError(t, err)
 	}
-	gw.open()
+	c.release()
 	buf := make([]byte, 2000)
 	for k, dst := range dsts {
 		for i, b := range want[k] {
@@ -316,19 +335,13 @@ func TestBatchConnGSORuns(t *testing.T) {
 	require.Less(t, gw.msgs.Load(), gw.segs.Load(), "runs went out as GSO messages")
 }
 
-// gateWriter holds the first batch until opened, so datagrams pile up,
-// and counts the messages and datagrams it was asked to send.
-type gateWriter struct {
+// countingWriter counts the messages and datagrams it was asked to send.
+type countingWriter struct {
 	w          batchWriter
-	gate       chan struct{}
-	once       sync.Once
 	msgs, segs atomic.Int64
 }
 
-func (g *gateWriter) open() { g.once.Do(func() { close(g.gate) }) }
-
-func (g *gateWriter) WriteBatch(ms []ipv4.Message, flags int) (int, error) {
-	<-g.gate
+func (g *countingWriter) WriteBatch(ms []ipv4.Message, flags int) (int, error) {
 	n, err := g.w.WriteBatch(ms, flags)
 	for _, m := range ms[:max(n, 0)] {
 		g.msgs.Add(1)
@@ -359,17 +372,18 @@ func (g noGSOWriter) WriteBatch(ms []ipv4.Message, flags int) (int, error) {
 func TestBatchConnGSOFallback(t *testing.T) {
 	t.Parallel()
 	src := listenLoopback(t)
-	gw := &gateWriter{w: noGSOWriter{w: ipv4.NewPacketConn(src)}, gate: make(chan struct{})}
+	gw := &countingWriter{w: noGSOWriter{w: ipv4.NewPacketConn(src)}}
 	c := newBatchConnWith(src, func() batchWriter { return gw }, 1, true)
-	t.Cleanup(func() { gw.open(); _ = c.Close() })
+	t.Cleanup(func() { _ = c.Close() })
 	dst := listenLoopback(t)
 	to := dst.LocalAddr().(*net.UDPAddr).AddrPort()
 	const n = 20
+	c.hold()
 	for i := 0; i < n; i++ {
 		_, err := c.WriteToAddrPort(seqDatagram(i), to)
 		require.NoError(t, err)
 	}
-	gw.open()
+	c.release()
 	buf := make([]byte, 64)
 	for i := 0; i < n; i++ {
 		require.NoError(t, dst.SetReadDeadline(time.Now().Add(waitFor)))

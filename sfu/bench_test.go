@@ -22,8 +22,9 @@ func (w *discardWriter) Write(b []byte) (int, error) { return len(b), nil }
 // BenchmarkFanout measures one packet through the whole forwarding path:
 // pooled buffer, parse, keyframe check, retransmit ring, GOP cache, fan-out
 // to N down tracks, and each down track's header rewrite and write into a
-// non-network writer. The writer step runs inline (not on the writer
-// goroutines) so the figure is CPU work, not scheduling.
+// non-network writer, scheduling on a writer shard included. The shard's
+// ready list runs inline (not on its goroutine) so the figure is CPU work,
+// not wake-ups.
 func BenchmarkFanout(b *testing.B) {
 	for _, n := range []int{1, 10, 100} {
 		b.Run(fmt.Sprintf("subscribers=%d", n), func(b *testing.B) {
@@ -37,9 +38,11 @@ func benchFanout(b *testing.B, n int) {
 	defer tt.stop()
 	downs := make([]*DownTrack, n)
 	w := &discardWriter{}
+	sh := newWriterShard(nil) // run inline below, with no goroutine
 	for i := range downs {
 		downs[i] = newDownTrack(tt.Track, tt.stats, zerolog.Nop())
 		downs[i].binding.Store(&binding{id: "b", ssrc: uint32(i + 1), pt: 96, w: w})
+		downs[i].setShard(sh)
 		tt.AddSink(downs[i])
 	}
 	raw := make([][]byte, 2)
@@ -63,8 +66,7 @@ func benchFanout(b *testing.B, n int) {
 		}
 		tt.handle(p, tt.now())
 		p.Release()
-		for _, d := range downs {
-			d.writeQueued(<-d.queue)
+		for sh.runReady() {
 		}
 	}
 	step(raw[0]) // a keyframe first: video sinks start on one

@@ -1,17 +1,18 @@
 package sfu
 
-// Lock order: a DownTrack takes no locks of its own. Its state is split by
-// owner: the delivering goroutine (the source track's reader) owns its
-// source's waitKey and skipped; the writer goroutine owns seq, sent, hdr
-// and out; binding and src are atomic pointers set by pion's Bind/Unbind
-// and by whoever attaches a source (switch.go). Handing NACKs to the writer
-// over a channel keeps every write to the binding on one goroutine, so
-// retransmissions and live packets go out in a consistent order.
+// Lock order: a DownTrack takes no locks of its own (scheduling it takes
+// its writer shard's leaf lock, writers.go). Its state is split by owner:
+// the delivering goroutine (the source track's reader) owns its source's
+// waitKey and skipped; its writer shard's goroutine owns seq, history,
+// hdr, out and the priming state; binding and src are atomic pointers set
+// by pion's Bind/Unbind and by whoever attaches a source (switch.go).
+// Handing NACKs to the shard over a channel keeps every write to the
+// binding on one goroutine, so retransmissions and live packets go out in
+// a consistent order.
 
 import (
 	"math/rand/v2"
 	"sync/atomic"
-	"time"
 
 	"github.com/pion/rtcp"
 	"github.com/pion/rtp"
@@ -64,19 +65,25 @@ type binding struct {
 // DownTrack forwards one Track to one subscriber. It is the Sink the track
 // delivers to and the webrtc.TrackLocal the subscriber's peer connection
 // sends. Deliver never blocks: packets wait in a bounded queue drained by
-// the down track's own writer goroutine.
+// the goroutine of the down track's writer shard (writers.go).
 type DownTrack struct {
-	track   *Track // the fixed source; nil for a switchable down track
-	sw      *switchable
-	src     atomic.Pointer[source]
-	out     outState
-	kind    webrtc.RTPCodecType
-	stats   *counters
-	log     zerolog.Logger
-	queue   chan queued
-	nacks   chan []uint16
-	done    chan struct{}
-	closed  atomic.Bool
+	track  *Track // the fixed source; nil for a switchable down track
+	sw     *switchable
+	src    atomic.Pointer[source]
+	out    outState
+	kind   webrtc.RTPCodecType
+	stats  *counters
+	log    zerolog.Logger
+	queue  chan queued
+	nacks  chan []uint16
+	shard  atomic.Pointer[writerShard]
+	closed atomic.Bool
+	// scheduled: the down track is on its shard's ready list.
+	scheduled atomic.Bool
+	// priming is the GOP being written paced, nil when none; primer keeps
+	// its state and timer between GOPs. Both belong to the shard.
+	priming *primeState
+	primer  *primeState
 	binding atomic.Pointer[binding]
 	dropped atomic.Uint64
 	sent    atomic.Uint64
@@ -95,7 +102,6 @@ func newDownTrack(t *Track, stats *counters, log zerolog.Logger) *DownTrack {
 		track: t, kind: t.kind, stats: stats, log: log,
 		queue: make(chan queued, size),
 		nacks: make(chan []uint16, nackQueueSize),
-		done:  make(chan struct{}),
 	}
 	s := newSource(t)
 	s.sink = d
@@ -197,6 +203,7 @@ func (d *DownTrack) deliver(s *source, p *Packet) {
 	select {
 	case d.queue <- queued{p: p, skipped: s.skipped, src: s}:
 		s.skipped = false
+		d.schedule()
 	default:
 		p.Release()
 		d.drop(s)
@@ -228,6 +235,7 @@ func (d *DownTrack) prime(s *source, pkts []*Packet) {
 	select {
 	case d.queue <- queued{gop: &gop, skipped: s.skipped, src: s}:
 		s.waitKey, s.skipped = false, false
+		d.schedule()
 	default:
 		releaseAll(gop)
 		d.drop(s)
@@ -247,25 +255,11 @@ func (d *DownTrack) drop(s *source) {
 	d.stats.packetsDropped.Add(1)
 }
 
-// writeLoop is the down track's writer goroutine.
-func (d *DownTrack) writeLoop() {
-	for {
-		select {
-		case q := <-d.queue:
-			d.writeQueued(q)
-		case seqs := <-d.nacks:
-			d.serveNACK(seqs)
-		case <-d.done:
-			return
-		}
-	}
-}
-
 // writeQueued rewrites and writes one queued packet (or each packet of a
 // queued GOP), then releases it.
 func (d *DownTrack) writeQueued(q queued) {
 	if q.gop != nil {
-		d.writeGOP(q)
+		d.startPrime(q)
 		return
 	}
 	p := q.p
@@ -298,48 +292,6 @@ func (d *DownTrack) writeQueued(q queued) {
 	if d.write(b, p, out) {
 		d.sent.Add(1)
 		d.stats.packetsForwarded.Add(1)
-	}
-}
-
-// writeGOP writes a primed GOP paced (see primeFirstBurst): its first
-// bytes, which hold the keyframe, at once, the rest at primeRate. A late
-// joiner's GOP holds up to seconds of video; sent at once to every
-// student of a join burst it overflows the receivers' socket buffers and
-// the queues of the routers on their way, and the lost packets come back
-// as NACKs and keyframe requests. If the down track closes meanwhile the
-// rest of the GOP is released unsent.
-func (d *DownTrack) writeGOP(q queued) {
-	pkts := *q.gop
-	burst, limit := 0, primeFirstBurst
-	for i, p := range pkts {
-		if burst >= limit {
-			if d.pacePrime(burst) {
-				releaseAll(pkts[i:])
-				return
-			}
-			burst, limit = 0, primeBurst
-		}
-		burst += len(p.payload)
-		d.writeQueued(queued{p: p, skipped: q.skipped && i == 0, src: q.src})
-	}
-}
-
-// pacePrime waits for the time n bytes take at primeRate and reports
-// whether the down track closed meanwhile.
-// NACKs are served meanwhile: packets of the keyframe burst lost on the
-// way are worth retransmitting before the rest of the GOP.
-func (d *DownTrack) pacePrime(n int) bool {
-	t := time.NewTimer(time.Duration(n) * 8 * time.Second / primeRate)
-	defer t.Stop()
-	for {
-		select {
-		case <-t.C:
-			return false
-		case seqs := <-d.nacks:
-			d.serveNACK(seqs)
-		case <-d.done:
-			return true
-		}
 	}
 }
 
@@ -395,7 +347,7 @@ func (d *DownTrack) serveNACK(seqs []uint16) {
 }
 
 // handleRTCP acts on a subscriber's feedback for this down track: NACKs go
-// to the writer goroutine, PLI and FIR (RFC 4585 6.3.1, RFC 5104 4.3.1)
+// to the writer shard, PLI and FIR (RFC 4585 6.3.1, RFC 5104 4.3.1)
 // become a merged keyframe request to the publisher.
 func (d *DownTrack) handleRTCP(pkts []rtcp.Packet) {
 	b := d.binding.Load()
@@ -426,6 +378,7 @@ func (d *DownTrack) queueNACK(n *rtcp.TransportLayerNack) {
 	}
 	select {
 	case d.nacks <- seqs:
+		d.schedule()
 	default:
 	}
 }
@@ -447,14 +400,16 @@ func (d *DownTrack) readRTCP(sender *webrtc.RTPSender) {
 	}
 }
 
-// stop marks the down track closed and ends its writer goroutine.
+// stop marks the down track closed; its shard then releases what it holds.
+// A Deliver racing with stop may queue a packet after that: closed makes
+// deliver schedule the down track again, so the shard releases it too.
 func (d *DownTrack) stop() {
 	if d.closed.CompareAndSwap(false, true) {
-		close(d.done)
+		d.schedule()
 	}
 }
 
-// drain releases packets left in the queue once the writer has stopped.
+// drain releases the packets left in the queue of a stopped down track.
 func (d *DownTrack) drain() {
 	for {
 		select {

@@ -57,6 +57,7 @@ type testTrack struct {
 	stats *counters
 	seq   uint16
 	idx   uint32
+	shard *writerShard
 }
 
 func newTestTrack(kind webrtc.RTPCodecType) *testTrack {
@@ -99,30 +100,47 @@ func (tt *testTrack) feed(t testing.TB, n int, keyEvery uint32) {
 
 func (tt *testTrack) stop() { tt.end() }
 
-// startDownTrack binds a down track to w and runs its writer goroutine.
+// startDownTrack binds a down track to w and writes it on the test
+// track's shared writer shard, as the down tracks of UDP subscribers are.
 func startDownTrack(t *testing.T, tt *testTrack, w *recordingWriter, ssrc uint32) *DownTrack {
+	if tt.shard == nil {
+		tt.shard = newTestShard(t)
+	}
+	return startDownTrackOn(t, tt, tt.shard, w, ssrc)
+}
+
+// startDownTrackOn is startDownTrack on shard sh.
+func startDownTrackOn(t *testing.T, tt *testTrack, sh *writerShard, w *recordingWriter, ssrc uint32) *DownTrack {
 	d := newDownTrack(tt.Track, tt.stats, zerolog.Nop())
 	d.binding.Store(&binding{id: "b", ssrc: ssrc, pt: 96, w: w})
-	done := make(chan struct{})
-	go func() { defer close(done); d.writeLoop() }()
-	t.Cleanup(func() { d.stop(); <-done; d.drain() })
+	d.setShard(sh)
+	t.Cleanup(d.stop) // before the shard stops: cleanups run last first
 	tt.AddSink(d)
 	return d
 }
 
-// TestStuckSubscriberDoesNotSlowOthers: one subscriber's writer blocks;
-// the track's reader never waits for it, the other subscriber gets every
-// packet, the stuck one's drops are counted, and it asks for a keyframe
-// only once it can take one. Once unstuck it resumes on a keyframe with
-// contiguous sequence numbers.
+// newTestShard starts a writer shard that stops when the test ends, after
+// releasing what its down tracks hold.
+func newTestShard(t *testing.T) *writerShard {
+	sh := startWriterShard(nil)
+	t.Cleanup(sh.stop)
+	return sh
+}
+
+// TestStuckSubscriberDoesNotSlowOthers: one subscriber's writer blocks
+// (a student over ICE-TCP whose window is full: such down tracks have a
+// writer shard of their own); the track's reader never waits for it, the
+// other subscriber gets every packet, the stuck one's drops are counted,
+// and it asks for a keyframe only once it can take one. Once unstuck it
+// resumes on a keyframe with contiguous sequence numbers.
 func TestStuckSubscriberDoesNotSlowOthers(t *testing.T) {
 	t.Parallel()
 	tt := newTestTrack(webrtc.RTPCodecTypeVideo)
 	defer tt.stop()
 	fastW := &recordingWriter{}
 	stuckW := &recordingWriter{block: make(chan struct{})}
-	fast := startDownTrack(t, tt, fastW, 1)
-	stuck := startDownTrack(t, tt, stuckW, 2)
+	fast := startDownTrackOn(t, tt, newTestShard(t), fastW, 1)
+	stuck := startDownTrackOn(t, tt, newTestShard(t), stuckW, 2)
 
 	const total, batch = 3000, 100
 	for fed := 0; fed < total; fed += batch {

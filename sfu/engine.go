@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"runtime"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -80,6 +81,7 @@ type Engine struct {
 	udpAddr  *net.UDPAddr
 	tcpAddr  *net.TCPAddr
 	pool     *packetPool
+	writers  *writerPool
 	video    []webrtc.RTPCodecParameters
 	audio    []webrtc.RTPCodecParameters
 	stats    counters
@@ -127,6 +129,7 @@ func NewEngine(cfg Config) (*Engine, error) {
 		_ = e.closeSockets()
 		return nil, err
 	}
+	e.writers = newWriterPool(runtime.GOMAXPROCS(0), e.udpConn)
 	e.log.Info().Stringer("udp", e.udpAddr).Str("public_ip", cfg.PublicIP).Msg("media engine listening")
 	return e, nil
 }
@@ -243,6 +246,7 @@ func (e *Engine) Close() error {
 		errs = append(errs, p.Close())
 	}
 	errs = append(errs, e.closeSockets())
+	e.writers.close()
 	return errors.Join(errs...)
 }
 

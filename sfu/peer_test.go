@@ -133,6 +133,7 @@ func TestForwarding(t *testing.T) {
 				countRange(s.packets(webrtc.RTPCodecTypeAudio), webrtc.RTPCodecTypeAudio, firstA, n) >= n*95/100
 		}, waitFor, tick)
 		checkPayloads(t, s)
+		requireShard(t, s.sub, false)
 	}
 	st := e.Stats()
 	require.Equal(t, int64(2), st.Tracks)
@@ -359,7 +360,39 @@ func TestICETCPFallback(t *testing.T) {
 			return false
 		}
 	}, waitFor, tick)
+	requireShard(t, sub, true)
 	require.NoError(t, sub.Close())
 	require.NoError(t, pc.Close())
 	wg.Wait()
+}
+
+// requireShard checks where a connected subscriber's down tracks are
+// written: over UDP on one of the engine's shared writer shards, over TCP
+// on a shard of their own, whose writes may wait for the student's TCP
+// window without holding up anyone else.
+func requireShard(t *testing.T, s *Subscriber, own bool) {
+	t.Helper()
+	s.mu.Lock()
+	sh := s.ownShard
+	s.mu.Unlock()
+	shared := func(sh *writerShard) bool {
+		for _, p := range s.e.writers.shards {
+			if p == sh {
+				return true
+			}
+		}
+		return false
+	}
+	if !own {
+		require.Nil(t, sh)
+		for _, d := range s.DownTracks() {
+			require.True(t, shared(d.shard.Load()), "a shared writer shard")
+		}
+		return
+	}
+	require.NotNil(t, sh)
+	require.False(t, shared(sh), "a writer shard of its own")
+	for _, d := range s.DownTracks() {
+		require.Same(t, sh, d.shard.Load())
+	}
 }

@@ -39,6 +39,7 @@ type Subscriber struct {
 	mu       sync.Mutex
 	closed   bool
 	attached bool
+	ownShard *writerShard // the down tracks' own writer over ICE-TCP
 }
 
 // NewSubscriber builds the peer connection and returns the server's offer.
@@ -113,8 +114,7 @@ func (s *Subscriber) addDownTrack(t *Track) error {
 	}
 	s.downs = append(s.downs, d)
 	sender := tr.Sender()
-	s.wg.Add(2)
-	go func() { defer s.wg.Done(); d.writeLoop() }()
+	s.wg.Add(1)
 	go func() { defer s.wg.Done(); d.readRTCP(sender) }()
 	return nil
 }
@@ -160,7 +160,12 @@ func (s *Subscriber) attach() {
 		return
 	}
 	s.attached = true
+	sh, own := s.e.shardFor(s.pc)
+	if own {
+		s.ownShard = sh
+	}
 	for _, d := range s.downs {
+		d.setShard(sh)
 		d.track.AddSink(d)
 	}
 }
@@ -190,6 +195,9 @@ func (s *Subscriber) close(remote bool) error {
 	}
 	err := s.pc.Close() // stops the senders: the RTCP readers return
 	s.wg.Wait()
+	if s.ownShard != nil {
+		s.ownShard.stop() // it releases the down tracks' queues first
+	}
 	for _, d := range s.downs {
 		d.drain()
 	}

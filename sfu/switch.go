@@ -79,7 +79,6 @@ func newSwitchDownTrack(kind webrtc.RTPCodecType, id, streamID string, stats *co
 		sw: &switchable{id: id, streamID: streamID}, kind: kind, stats: stats, log: log,
 		queue: make(chan queued, size),
 		nacks: make(chan []uint16, nackQueueSize),
-		done:  make(chan struct{}),
 	}
 	d.seq = newSeqRewriter(uint16(time.Now().UnixNano()))
 	return d

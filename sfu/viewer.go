@@ -44,6 +44,7 @@ type Viewer struct {
 	closed    bool
 	connected bool
 	want      map[webrtc.RTPCodecType]*Track
+	ownShard  *writerShard // the down tracks' own writer over ICE-TCP
 }
 
 // NewViewer answers a client's offer to receive audio and/or video. The
@@ -102,8 +103,7 @@ func (v *Viewer) answer(offer webrtc.SessionDescription, kinds []webrtc.RTPCodec
 		v.downs[kind] = d
 		senders[kind] = tr.Sender()
 		sender := tr.Sender()
-		v.wg.Add(2)
-		go func() { defer v.wg.Done(); d.writeLoop() }()
+		v.wg.Add(1)
 		go func() { defer v.wg.Done(); d.readRTCP(sender) }()
 	}
 	if err := v.pc.SetRemoteDescription(offer); err != nil {
@@ -215,7 +215,12 @@ func (v *Viewer) attach() {
 		return
 	}
 	v.connected = true
+	sh, own := v.e.shardFor(v.pc)
+	if own {
+		v.ownShard = sh
+	}
 	for kind, d := range v.downs {
+		d.setShard(sh)
 		d.setSource(v.want[kind])
 	}
 }
@@ -238,6 +243,9 @@ func (v *Viewer) close(remote bool) error {
 	v.mu.Unlock()
 	err := v.pc.Close() // stops the senders: the RTCP readers return
 	v.wg.Wait()
+	if v.ownShard != nil {
+		v.ownShard.stop() // it releases the down tracks' queues first
+	}
 	for _, d := range v.downs {
 		d.drain()
 	}
