@@ -97,6 +97,7 @@ type batchWriter interface {
 // allocation-free netip.AddrPort path.
 type batchConn struct {
 	conn     *net.UDPConn
+	reader   addrPortReader // the socket itself, or a direct one (Linux)
 	shards   []*batchShard
 	pool     sync.Pool
 	held     atomic.Int32 // writer passes under way (hold)
@@ -146,7 +147,7 @@ func newBatchConn(conn *net.UDPConn) *batchConn {
 // newBatchConnWith makes n shards for conn, each sending through its own
 // writer from newWriter.
 func newBatchConnWith(conn *net.UDPConn, newWriter func() batchWriter, n int, gso bool) *batchConn {
-	c := &batchConn{conn: conn}
+	c := &batchConn{conn: conn, reader: newReader(conn)}
 	c.pool.New = func() any { return &datagram{buf: make([]byte, 0, datagramCap)} }
 	for range n {
 		c.shards = append(c.shards, &batchShard{
@@ -283,9 +284,21 @@ func (c *batchConn) WriteTo(b []byte, addr net.Addr) (int, error) {
 	return c.WriteToAddrPort(b, ua.AddrPort())
 }
 
-// ReadFromAddrPort passes through to the socket.
+// addrPortReader reads one datagram and its sender.
+type addrPortReader interface {
+	ReadFromAddrPort(b []byte) (int, netip.AddrPort, error)
+}
+
+// udpReader is a *net.UDPConn's read.
+type udpReader struct{ c *net.UDPConn }
+
+func (u udpReader) ReadFromAddrPort(b []byte) (int, netip.AddrPort, error) {
+	return u.c.ReadFromUDPAddrPort(b)
+}
+
+// ReadFromAddrPort reads from the socket.
 func (c *batchConn) ReadFromAddrPort(b []byte) (int, netip.AddrPort, error) {
-	return c.conn.ReadFromUDPAddrPort(b)
+	return c.reader.ReadFromAddrPort(b)
 }
 
 // ReadFrom passes through to the socket.

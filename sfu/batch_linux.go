@@ -5,6 +5,8 @@ package sfu
 import (
 	"errors"
 	"net"
+	"net/netip"
+	"sync"
 	"syscall"
 	"unsafe"
 
@@ -156,4 +158,87 @@ func gsoSupported(conn *net.UDPConn) bool {
 func htons(port uint16) uint16 {
 	b := [2]byte{byte(port >> 8), byte(port)}
 	return *(*uint16)(unsafe.Pointer(&b[0]))
+}
+
+// rawReader reads the socket with recvfrom(2) called directly, for the
+// reason mmsgWriter sends that way: the socket is non-blocking, so a read
+// never sleeps in the kernel (no datagram returns EAGAIN and the poller
+// waits), and announced as a blocking system call each read that spanned
+// a tick of the runtime's monitor made it take the reader's P away, and
+// kept the monitor waking every 20 µs.
+type rawReader struct {
+	mu    sync.Mutex // pion's mux reads from one goroutine; this keeps it safe
+	rc    syscall.RawConn
+	buf   []byte
+	n     int
+	from  unix.RawSockaddrInet6 // large enough for either family
+	flen  uint32
+	errno syscall.Errno
+	recv  func(fd uintptr) bool
+}
+
+// newRawReader returns the direct recvfrom reader for conn.
+func newRawReader(conn *net.UDPConn) (*rawReader, error) {
+	rc, err := conn.SyscallConn()
+	if err != nil {
+		return nil, err
+	}
+	r := &rawReader{rc: rc}
+	r.recv = r.recvfrom
+	return r, nil
+}
+
+// ReadFromAddrPort reads one datagram into b.
+func (r *rawReader) ReadFromAddrPort(b []byte) (int, netip.AddrPort, error) {
+	if len(b) == 0 {
+		return 0, netip.AddrPort{}, errors.New("sfu: read: empty buffer")
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.buf = b
+	err := r.rc.Read(r.recv)
+	r.buf = nil
+	if err != nil {
+		return 0, netip.AddrPort{}, err
+	}
+	if r.errno != 0 {
+		return 0, netip.AddrPort{}, &net.OpError{Op: "read", Net: "udp", Err: r.errno}
+	}
+	return r.n, r.addr(), nil
+}
+
+// recvfrom is rc.Read's callback: false asks the poller to wait until the
+// socket is readable and call again.
+func (r *rawReader) recvfrom(fd uintptr) bool {
+	r.flen = uint32(unsafe.Sizeof(r.from))
+	n, _, e := unix.RawSyscall6(unix.SYS_RECVFROM, fd, uintptr(unsafe.Pointer(&r.buf[0])), uintptr(len(r.buf)),
+		unix.MSG_DONTWAIT, uintptr(unsafe.Pointer(&r.from)), uintptr(unsafe.Pointer(&r.flen)))
+	if e == unix.EAGAIN {
+		return false
+	}
+	r.n, r.errno = int(n), e
+	return true
+}
+
+// addr decodes the sender's address of the last read.
+func (r *rawReader) addr() netip.AddrPort {
+	if r.from.Family == unix.AF_INET {
+		s4 := (*unix.RawSockaddrInet4)(unsafe.Pointer(&r.from))
+		return netip.AddrPortFrom(netip.AddrFrom4(s4.Addr), ntohs(&s4.Port))
+	}
+	return netip.AddrPortFrom(netip.AddrFrom16(r.from.Addr), ntohs(&r.from.Port))
+}
+
+// ntohs reads a port stored in network byte order.
+func ntohs(p *uint16) uint16 {
+	b := (*[2]byte)(unsafe.Pointer(p))
+	return uint16(b[0])<<8 | uint16(b[1])
+}
+
+// newReader is the direct reader where the socket offers one.
+func newReader(conn *net.UDPConn) addrPortReader {
+	if r, err := newRawReader(conn); err == nil {
+		return r
+	}
+	return udpReader{conn}
 }

@@ -18,3 +18,6 @@ func gsoSupported(*net.UDPConn) bool { return false }
 
 // gsoControl is never called off Linux (gsoSupported is false).
 func gsoControl(b []byte, _ int) []byte { return b }
+
+// newReader: off Linux the socket reads itself.
+func newReader(conn *net.UDPConn) addrPortReader { return udpReader{conn} }

@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"net"
 	"net/netip"
+	"os"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -393,4 +394,65 @@ func TestBatchConnGSOFallback(t *testing.T) {
 	}
 	require.Zero(t, c.Dropped())
 	require.Equal(t, gw.segs.Load(), gw.msgs.Load(), "every datagram went alone")
+}
+
+// TestBatchConnReads: the socket's read (direct recvfrom(2) on Linux)
+// returns each datagram with its sender, from IPv4 and IPv6 senders, on
+// an IPv4 socket and on a dual-stack one, and honours read deadlines.
+func TestBatchConnReads(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct{ name, network, bind, from string }{
+		{"v4", "udp4", "127.0.0.1", "127.0.0.1"},
+		{"dual-stack from v4", "udp", "::", "127.0.0.1"},
+		{"v6", "udp6", "::1", "::1"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			conn, err := net.ListenUDP(tc.network, &net.UDPAddr{IP: net.ParseIP(tc.bind)})
+			if err != nil && tc.network == "udp6" {
+				t.Skipf("no IPv6 loopback here: %v", err)
+			}
+			require.NoError(t, err)
+			c := newBatchConn(conn)
+			t.Cleanup(func() { _ = c.Close() })
+			sender, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.ParseIP(tc.from)})
+			require.NoError(t, err)
+			t.Cleanup(func() { _ = sender.Close() })
+			to := &net.UDPAddr{IP: net.ParseIP(tc.from), Port: conn.LocalAddr().(*net.UDPAddr).Port}
+			buf := make([]byte, 1500)
+			for i := 0; i < 3; i++ {
+				_, err := sender.WriteTo(seqDatagram(i), to)
+				require.NoError(t, err)
+				require.NoError(t, c.SetReadDeadline(time.Now().Add(waitFor)))
+				n, from, err := c.ReadFromAddrPort(buf)
+				require.NoError(t, err)
+				require.Equal(t, seqDatagram(i), buf[:n])
+				want := sender.LocalAddr().(*net.UDPAddr).AddrPort()
+				require.Equal(t, want.Port(), from.Port())
+				require.Equal(t, want.Addr().Unmap(), from.Addr().Unmap())
+			}
+			require.NoError(t, c.SetReadDeadline(time.Now().Add(20*time.Millisecond)))
+			_, _, err = c.ReadFromAddrPort(buf)
+			require.ErrorIs(t, err, os.ErrDeadlineExceeded)
+			_, _, err = c.ReadFromAddrPort(nil)
+			require.Error(t, err, "an empty buffer is refused, not a panic")
+		})
+	}
+}
+
+// TestBatchConnReadAllocs: reading a datagram allocates nothing.
+func TestBatchConnReadAllocs(t *testing.T) {
+	if raceEnabled {
+		t.Skip("the race detector allocates")
+	}
+	c := newBatchConn(listenLoopback(t))
+	t.Cleanup(func() { _ = c.Close() })
+	sender := listenLoopback(t)
+	to := c.LocalAddr()
+	payload, buf := make([]byte, 200), make([]byte, 1500)
+	allocs := testing.AllocsPerRun(200, func() {
+		_, _ = sender.WriteTo(payload, to)
+		_, _, _ = c.ReadFromAddrPort(buf)
+	})
+	require.Zero(t, allocs)
 }
