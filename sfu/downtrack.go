@@ -88,6 +88,10 @@ type DownTrack struct {
 	dropped atomic.Uint64
 	sent    atomic.Uint64
 	resent  atomic.Uint64
+	octets  atomic.Uint64 // payload bytes sent, for sender reports
+	// clock is what sender reports are computed from (reports.go); set by
+	// the writer shard when the source being written changes.
+	clock   atomic.Pointer[outClock]
 	seq     seqRewriter
 	history sentMap
 	hdr     rtp.Header
@@ -313,6 +317,7 @@ func (d *DownTrack) write(b *binding, p *Packet, out uint16) bool {
 	if _, err := b.w.WriteRTP(&d.hdr, p.payload); err != nil {
 		return false
 	}
+	d.octets.Add(uint64(len(p.payload)))
 	if d.sw != nil {
 		d.out.markWritten(d.hdr.Timestamp)
 	}

@@ -71,21 +71,23 @@ type peer interface{ Close() error }
 
 // Engine owns the shared ICE sockets and the configured pion API.
 type Engine struct {
-	log      zerolog.Logger
-	api      *webrtc.API // publishers: they send media to the server
-	outAPI   *webrtc.API // subscribers and viewers: they only send
-	pullAPI  *webrtc.API // pullers: the client side of a relay
-	udpConn  *batchConn
-	udpMux   ice.UDPMux
-	tcpMux   ice.TCPMux
-	udpAddr  *net.UDPAddr
-	tcpAddr  *net.TCPAddr
-	pool     *packetPool
-	writers  *writerPool
-	video    []webrtc.RTPCodecParameters
-	audio    []webrtc.RTPCodecParameters
-	stats    counters
-	trackSeq atomic.Uint64
+	log     zerolog.Logger
+	api     *webrtc.API // publishers: they send media to the server
+	outAPI  *webrtc.API // subscribers and viewers: they only send
+	pullAPI *webrtc.API // pullers: the client side of a relay
+	udpConn *batchConn
+	udpMux  ice.UDPMux
+	tcpMux  ice.TCPMux
+	udpAddr *net.UDPAddr
+	tcpAddr *net.TCPAddr
+	pool    *packetPool
+	writers *writerPool
+	// stopReports ends reportLoop, which closes reportsDone.
+	stopReports, reportsDone chan struct{}
+	video                    []webrtc.RTPCodecParameters
+	audio                    []webrtc.RTPCodecParameters
+	stats                    counters
+	trackSeq                 atomic.Uint64
 
 	mu     sync.Mutex
 	closed bool
@@ -130,6 +132,8 @@ func NewEngine(cfg Config) (*Engine, error) {
 		return nil, err
 	}
 	e.writers = newWriterPool(runtime.GOMAXPROCS(0), e.udpConn)
+	e.stopReports, e.reportsDone = make(chan struct{}), make(chan struct{})
+	go e.reportLoop()
 	e.log.Info().Stringer("udp", e.udpAddr).Str("public_ip", cfg.PublicIP).Msg("media engine listening")
 	return e, nil
 }
@@ -245,6 +249,8 @@ func (e *Engine) Close() error {
 	for _, p := range peers {
 		errs = append(errs, p.Close())
 	}
+	close(e.stopReports)
+	<-e.reportsDone
 	errs = append(errs, e.closeSockets())
 	e.writers.close()
 	return errors.Join(errs...)

@@ -257,6 +257,7 @@ type testSubscriber struct {
 	mu     sync.Mutex
 	got    map[webrtc.RTPCodecType][]received
 	ssrc   map[webrtc.RTPCodecType]webrtc.SSRC
+	srs    map[uint32][]rtcp.SenderReport // sender reports by SSRC
 	wg     sync.WaitGroup
 	closed bool
 }
@@ -274,6 +275,7 @@ func startSubscriberWith(t *testing.T, e *Engine, tracks []*Track, replayProtect
 		t: t, pc: pc,
 		got:  map[webrtc.RTPCodecType][]received{},
 		ssrc: map[webrtc.RTPCodecType]webrtc.SSRC{},
+		srs:  map[uint32][]rtcp.SenderReport{},
 	}
 	t.Cleanup(func() {
 		_ = pc.Close()
@@ -282,13 +284,14 @@ func startSubscriberWith(t *testing.T, e *Engine, tracks []*Track, replayProtect
 		ts.mu.Unlock()
 		ts.wg.Wait()
 	})
-	pc.OnTrack(func(tr *webrtc.TrackRemote, _ *webrtc.RTPReceiver) {
+	pc.OnTrack(func(tr *webrtc.TrackRemote, r *webrtc.RTPReceiver) {
 		ts.mu.Lock()
 		if ts.closed {
 			ts.mu.Unlock()
 			return
 		}
-		ts.wg.Add(1)
+		ts.wg.Add(2)
+		go ts.readReports(r)
 		ts.ssrc[tr.Kind()] = tr.SSRC()
 		ts.mu.Unlock()
 		defer ts.wg.Done()
@@ -312,6 +315,31 @@ func startSubscriberWith(t *testing.T, e *Engine, tracks []*Track, replayProtect
 	require.NoError(t, sub.SetAnswer(gatheredDescription(t, pc, answer)))
 	waitConnected(t, pc)
 	return ts
+}
+
+// readReports keeps the sender reports a receiver gets.
+func (ts *testSubscriber) readReports(r *webrtc.RTPReceiver) {
+	defer ts.wg.Done()
+	for {
+		pkts, _, err := r.ReadRTCP()
+		if err != nil {
+			return
+		}
+		ts.mu.Lock()
+		for _, p := range pkts {
+			if sr, ok := p.(*rtcp.SenderReport); ok {
+				ts.srs[sr.SSRC] = append(ts.srs[sr.SSRC], *sr)
+			}
+		}
+		ts.mu.Unlock()
+	}
+}
+
+// reports returns the sender reports received for kind's SSRC.
+func (ts *testSubscriber) reports(kind webrtc.RTPCodecType) []rtcp.SenderReport {
+	ts.mu.Lock()
+	defer ts.mu.Unlock()
+	return append([]rtcp.SenderReport(nil), ts.srs[uint32(ts.ssrc[kind])]...)
 }
 
 func (ts *testSubscriber) packets(kind webrtc.RTPCodecType) []received {

@@ -125,17 +125,14 @@ func newInterceptors(lf logging.LoggerFactory) (*interceptor.Registry, error) {
 }
 
 // newOutInterceptors builds the chain of peer connections that only send
-// (subscribers and WHEP viewers). Receivers need sender reports to map
-// RTP timestamps to wall clock for lip sync (RFC 3550 6.4.1); the NACK
-// generator, receiver reports and TWCC feedback act only on incoming
-// media, which these connections never have, yet each would still run a
-// goroutine and a ticker per connection.
-func newOutInterceptors(lf logging.LoggerFactory) (*interceptor.Registry, error) {
-	reg := &interceptor.Registry{}
-	send, err := report.NewSenderInterceptor(report.WithSenderLoggerFactory(lf))
-	if err != nil {
-		return nil, err
-	}
-	reg.Add(send)
-	return reg, nil
+// (subscribers and WHEP viewers): an empty one. The NACK generator,
+// receiver reports and TWCC feedback act only on incoming media, which
+// these connections never have, yet each would still run a goroutine and a
+// ticker per connection. NACKs are answered by the down tracks from the
+// tracks' shared rings, and sender reports (RFC 3550 6.4.1) are sent by
+// the engine for every down track from one goroutine (reports.go), rather
+// than by pion's report interceptor, which takes a lock per packet and runs
+// a ticker goroutine per connection.
+func newOutInterceptors(logging.LoggerFactory) (*interceptor.Registry, error) {
+	return &interceptor.Registry{}, nil
 }

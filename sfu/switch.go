@@ -147,6 +147,7 @@ func (d *DownTrack) isStale(q queued) bool { return d.sw != nil && q.src != d.sr
 // switchOut runs on the writer goroutine when the source or the binding
 // of the packet about to be written differs from the last one.
 func (d *DownTrack) switchOut(s *source, b *binding, first *Packet) {
+	defer func() { d.clock.Store(&outClock{track: s.track, tsOffset: d.out.tsOffset}) }()
 	prev := d.out.src
 	d.out.src, d.out.b = s, b
 	d.out.pt, d.out.ok = b.pt, true
