@@ -3,6 +3,7 @@ package sfu
 import (
 	"fmt"
 	"strings"
+	"sync"
 
 	"github.com/pion/logging"
 	"github.com/rs/zerolog"
@@ -13,16 +14,35 @@ import (
 // bridge drops everything below level (the engine uses warn unless told
 // otherwise). Each pion scope becomes a "pion" field.
 func NewLoggerFactory(log zerolog.Logger, level zerolog.Level) logging.LoggerFactory {
-	return &loggerFactory{log: log, level: level}
+	return newLoggerFactory(log, level)
 }
 
+func newLoggerFactory(log zerolog.Logger, level zerolog.Level) *loggerFactory {
+	return &loggerFactory{log: log, level: level, scopes: map[string]*pionLogger{}}
+}
+
+// loggerFactory hands out one logger per scope. pion asks for a dozen
+// loggers for every peer connection (ICE, DTLS, SRTP, mux...), always with
+// the same few scope names; a zerolog context costs half a kilobyte, so
+// building one per call was about 6 KB per student. A pionLogger is
+// immutable, hence safe to share between peer connections.
 type loggerFactory struct {
 	log   zerolog.Logger
 	level zerolog.Level
+
+	mu     sync.Mutex
+	scopes map[string]*pionLogger
 }
 
 func (f *loggerFactory) NewLogger(scope string) logging.LeveledLogger {
-	return &pionLogger{log: f.log.With().Str("pion", scope).Logger(), level: f.level}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	l, ok := f.scopes[scope]
+	if !ok {
+		l = &pionLogger{log: f.log.With().Str("pion", scope).Logger(), level: f.level}
+		f.scopes[scope] = l
+	}
+	return l
 }
 
 // pionLogger implements logging.LeveledLogger on zerolog. Formatting is
