@@ -18,6 +18,8 @@ import (
 	"github.com/pion/ice/v4"
 	"github.com/pion/interceptor"
 	"github.com/pion/logging"
+	"github.com/pion/transport/v5"
+	"github.com/pion/transport/v5/stdnet"
 	"github.com/pion/webrtc/v4"
 	"github.com/rs/zerolog"
 )
@@ -104,7 +106,7 @@ func NewEngine(cfg Config) (*Engine, error) {
 	if cfg.PionLogLevel != "" {
 		level, _ = zerolog.ParseLevel(cfg.PionLogLevel)
 	}
-	lf := &loggerFactory{log: cfg.Logger, level: level}
+	lf := newLoggerFactory(cfg.Logger, level)
 	e := &Engine{log: cfg.Logger, pool: newPacketPool(), peers: map[peer]struct{}{}}
 	e.video, e.audio = engineCodecs()
 
@@ -142,7 +144,15 @@ func NewEngine(cfg Config) (*Engine, error) {
 // interceptor chain), outAPI for peer connections that only send, pullAPI
 // for this node's own pullers.
 func (e *Engine) buildAPI(lf *loggerFactory, n netPlan, publicIP net.IP) error {
-	shared, err := e.settingEngine(lf, n, publicIP, true)
+	// Left to itself, every ICE agent lists the host's interfaces into a
+	// network of its own and keeps it, about 7 KB per peer connection. On
+	// the shared sockets the addresses are those of the sockets, bound
+	// once, so one list taken now serves every peer connection.
+	ifaces, err := stdnet.NewNet()
+	if err != nil {
+		return fmt.Errorf("sfu: list network interfaces: %w", err)
+	}
+	shared, err := e.settingEngine(lf, n, publicIP, ifaces)
 	if err != nil {
 		return err
 	}
@@ -150,7 +160,7 @@ func (e *Engine) buildAPI(lf *loggerFactory, n netPlan, publicIP net.IP) error {
 	// shared port, two pullers from the same origin (a teacher's camera
 	// and screen) would share one address pair, and each end's mux would
 	// hand one connection's packets to the other: each gets its own port.
-	own, err := e.settingEngine(lf, n, publicIP, false)
+	own, err := e.settingEngine(lf, n, publicIP, nil)
 	if err != nil {
 		return err
 	}
@@ -179,12 +189,15 @@ func (e *Engine) newAPI(lf *loggerFactory, se webrtc.SettingEngine, chain func(l
 }
 
 // settingEngine is pion's configuration for this node's network: on the
-// shared ICE sockets (muxed) or on a port of the connection's own.
-func (e *Engine) settingEngine(lf *loggerFactory, n netPlan, publicIP net.IP, muxed bool) (webrtc.SettingEngine, error) {
+// shared ICE sockets (shared, the host's interfaces, is not nil) or on a
+// port of the connection's own.
+func (e *Engine) settingEngine(lf *loggerFactory, n netPlan, publicIP net.IP, shared transport.Net) (webrtc.SettingEngine, error) {
 	se := webrtc.SettingEngine{LoggerFactory: lf}
+	muxed := shared != nil
 	tcp := muxed && e.tcpMux != nil
 	if muxed {
 		se.SetICEUDPMux(e.udpMux)
+		se.SetNet(shared)
 	}
 	if tcp {
 		se.SetICETCPMux(e.tcpMux)
