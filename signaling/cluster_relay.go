@@ -120,8 +120,7 @@ func (r *room) reserveRelayLocked(from cluster.NodeID, rs remoteStream) *stream 
 	if rs.teacher {
 		role = auth.RoleTeacher
 	}
-	owner := newConn(r.s, nil)
-	owner.closed.Store(true)
+	owner := newStandIn(r.s)
 	owner.pid = sfu.ParticipantID(info.Owner)
 	owner.claims = auth.Claims{Participant: info.Owner, Role: role}
 	owner.room = r

@@ -65,9 +65,23 @@ type conn struct {
 }
 
 func newConn(s *Server, ws *websocket.Conn) *conn {
+	return newConnQueue(s, ws, sendQueueLen)
+}
+
+// newStandIn makes a conn that has no websocket: the participant of a WHIP
+// or WHEP session, or the local stand-in for a relayed stream's publisher.
+// It is closed from the start, so enqueue drops whatever it is sent and it
+// needs no send queue (a 256-entry queue is 6 KB per WHEP student).
+func newStandIn(s *Server) *conn {
+	c := newConnQueue(s, nil, 0)
+	c.closed.Store(true)
+	return c
+}
+
+func newConnQueue(s *Server, ws *websocket.Conn, queueLen int) *conn {
 	return &conn{
 		s: s, ws: ws, log: s.log,
-		send:       make(chan []byte, sendQueueLen),
+		send:       make(chan []byte, queueLen),
 		quit:       make(chan struct{}),
 		readerDone: make(chan struct{}),
 		writerDone: make(chan struct{}),

@@ -90,8 +90,7 @@ func newSession(s *Server, kind sessionKind, owner string, room string) *session
 // sends it is dropped at once; its quit channel closes when the room
 // closes it (removed, shutdown), which ends the session.
 func (x *session) newHeadless(claims auth.Claims) *conn {
-	c := newConn(x.s, nil)
-	c.closed.Store(true)
+	c := newStandIn(x.s)
 	c.claims, c.pid = claims, sfu.ParticipantID(claims.Participant)
 	c.log = x.log.With().Str("participant", claims.Participant).Str("role", string(claims.Role)).Logger()
 	x.hc = c
