@@ -60,9 +60,14 @@ func (r *seqRewriter) rewrite(src uint16) (uint16, bool) {
 	}
 }
 
-// sentMapSize covers more than the largest retransmit ring, so any packet
-// still in a track's ring can be found from the outgoing seq a NACK names.
-const sentMapSize = 1024
+// sentMapSize covers the largest retransmit ring, so any packet still in
+// a track's ring can be found from the outgoing seq a NACK names: the
+// outgoing sequence never advances faster than the source's (rewrite
+// keeps the source's gaps and closes the SFU's own), so an outgoing seq
+// more than a ring behind the newest names a source packet more than a
+// ring behind too, already gone from the ring. A larger map would only
+// answer NACKs the ring cannot serve, and every down track embeds one.
+const sentMapSize = ringSizeVideo
 
 // sentMap remembers which source packet went out under each recent
 // outgoing sequence number, so a subscriber's NACK (RFC 4585 6.2.1), which
