@@ -84,6 +84,7 @@ type Engine struct {
 	tcpAddr *net.TCPAddr
 	pool    *packetPool
 	writers *writerPool
+	certs   certSource
 	// stopReports ends reportLoop, which closes reportsDone.
 	stopReports, reportsDone chan struct{}
 	video                    []webrtc.RTPCodecParameters

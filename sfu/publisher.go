@@ -65,7 +65,7 @@ func (e *Engine) NewPublisher(offer webrtc.SessionDescription, cfg PublisherConf
 	if err != nil {
 		return nil, none, err
 	}
-	pc, err := e.api.NewPeerConnection(webrtc.Configuration{})
+	pc, err := e.newPeerConnection(e.api)
 	if err != nil {
 		return nil, none, fmt.Errorf("sfu: new peer connection: %w", err)
 	}

@@ -23,7 +23,7 @@ func (e *Engine) NewPuller(cfg PublisherConfig) (*Publisher, webrtc.SessionDescr
 	if e.isClosed() {
 		return nil, none, ErrClosed
 	}
-	pc, err := e.pullAPI.NewPeerConnection(webrtc.Configuration{})
+	pc, err := e.newPeerConnection(e.pullAPI)
 	if err != nil {
 		return nil, none, fmt.Errorf("sfu: new peer connection: %w", err)
 	}

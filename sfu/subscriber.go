@@ -51,7 +51,7 @@ func (e *Engine) NewSubscriber(tracks []*Track, cfg SubscriberConfig) (*Subscrib
 	if e.isClosed() {
 		return nil, none, ErrClosed
 	}
-	pc, err := e.outAPI.NewPeerConnection(webrtc.Configuration{})
+	pc, err := e.newPeerConnection(e.outAPI)
 	if err != nil {
 		return nil, none, fmt.Errorf("sfu: new peer connection: %w", err)
 	}

@@ -61,7 +61,7 @@ func (e *Engine) NewViewer(offer webrtc.SessionDescription, cfg ViewerConfig) (*
 	if err != nil {
 		return nil, none, err
 	}
-	pc, err := e.outAPI.NewPeerConnection(webrtc.Configuration{})
+	pc, err := e.newPeerConnection(e.outAPI)
 	if err != nil {
 		return nil, none, fmt.Errorf("sfu: new peer connection: %w", err)
 	}
