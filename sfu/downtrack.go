@@ -38,6 +38,10 @@ const (
 	primeFirstBurst = 64 << 10
 	primeBurst      = 16 << 10
 	primeRate       = 16_000_000 // bits per second
+	// frameQueueMax: a video down track is scheduled when a frame ends
+	// (frames.go), or once this many packets wait, so a long keyframe
+	// leaves in runs a GSO message can carry (gsoMaxSegments).
+	frameQueueMax = 32
 )
 
 // queued is one entry of a down track's queue: one packet, or (gop not
@@ -207,7 +211,9 @@ func (d *DownTrack) deliver(s *source, p *Packet) {
 	select {
 	case d.queue <- queued{p: p, skipped: s.skipped, src: s}:
 		s.skipped = false
-		d.schedule()
+		if p.endsFrame || len(d.queue) >= frameQueueMax {
+			d.schedule()
+		}
 	default:
 		p.Release()
 		d.drop(s)

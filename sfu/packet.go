@@ -26,8 +26,11 @@ type Packet struct {
 	payload  []byte
 	size     int // bytes on the wire, header and padding included
 	keyframe bool
-	arrival  time.Time // when the track's reader received it; zero from NewPacket
-	buf      [packetBufSize]byte
+	// endsFrame: the packet completes what a receiver can use now
+	// (frameEnds); down tracks write video a frame at a time.
+	endsFrame bool
+	arrival   time.Time // when the track's reader received it; zero from NewPacket
+	buf       [packetBufSize]byte
 }
 
 // NewPacket parses raw RTP into a Packet that does not come from a pool,

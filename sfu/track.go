@@ -54,6 +54,7 @@ type Track struct {
 	rtcp     func([]rtcp.Packet) error
 	ring     *retransmitRing
 	gop      *gopCache // nil for audio
+	frames   frameEnds // the reader's
 	epoch    time.Time
 
 	// sinks is the copy-on-write fan-out set: the reader loads it once per
@@ -275,6 +276,7 @@ func (t *Track) handle(p *Packet, now int64) {
 	if t.isKey != nil {
 		p.keyframe = t.isKey(p.payload)
 	}
+	p.endsFrame = t.kind != webrtc.RTPCodecTypeVideo || t.frames.ends(&p.header)
 	t.stats.packetsIn.Add(1)
 	t.stats.bytesIn.Add(uint64(p.size))
 	if t.pending.Load() {
