@@ -49,7 +49,7 @@ func benchFanout(b *testing.B, n int) {
 	for i, key := range []bool{true, false} {
 		var err error
 		raw[i], err = (&rtp.Packet{
-			Header:  rtp.Header{Version: 2, PayloadType: 100, SSRC: 42},
+			Header:  rtp.Header{Version: 2, PayloadType: 100, SSRC: 42, Marker: true}, // one packet a frame
 			Payload: vp8Payload(uint32(i), key),
 		}).Marshal()
 		if err != nil {
