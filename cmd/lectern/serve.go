@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"runtime/debug"
 	"syscall"
 
 	"lectern/app"
@@ -25,6 +26,7 @@ func serve(ctx context.Context, args []string, env config.Env, stdout, stderr io
 		return exitUsage
 	}
 	log := newLogger(cfg, stderr)
+	debug.SetGCPercent(cfg.GCPercent)
 	a, err := app.New(cfg, log)
 	if err != nil {
 		return fail(stderr, exitUsage, err)
