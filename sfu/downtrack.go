@@ -181,7 +181,7 @@ func (d *DownTrack) Unbind(ctx webrtc.TrackLocalContext) error {
 	return nil
 }
 
-// Deliver queues p for the writer goroutine without blocking. When the
+// Deliver queues p for the writer shard without blocking. When the
 // queue is full the packet is dropped and counted; video then skips to the
 // next keyframe (a decoder cannot use frames that reference a lost one),
 // audio just continues.

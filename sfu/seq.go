@@ -10,7 +10,7 @@ package sfu
 // the publisher are kept: they are real loss, and a NACK for them may be
 // answered once the packet is recovered upstream.
 //
-// Only the down track's writer goroutine uses a seqRewriter.
+// Only the down track's writer shard uses a seqRewriter.
 type seqRewriter struct {
 	started bool
 	resync  bool
@@ -72,7 +72,7 @@ const sentMapSize = ringSizeVideo
 // sentMap remembers which source packet went out under each recent
 // outgoing sequence number, so a subscriber's NACK (RFC 4585 6.2.1), which
 // names outgoing numbers, can be answered from the track's ring even
-// across offset changes. Only the writer goroutine uses it.
+// across offset changes. Only the writer shard uses it.
 type sentMap struct {
 	out [sentMapSize]uint16
 	src [sentMapSize]uint16

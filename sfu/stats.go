@@ -18,7 +18,7 @@ type Stats struct {
 
 // counters are the engine's live counters. The hot ones are padded onto
 // their own cache lines: the reader goroutines bump the "in" counters and
-// the writer goroutines the "out" counters, and sharing a line between
+// the writer shards the "out" counters, and sharing a line between
 // cores would cost more than the additions themselves.
 type counters struct {
 	packetsIn        atomic.Uint64

@@ -9,7 +9,7 @@ package sfu
 //
 // Ownership: src is swapped by the owner of the down track (Viewer, under
 // Viewer.mu); each source's waitKey and skipped belong to its track's
-// reader goroutine; outState belongs to the writer goroutine, which
+// reader goroutine; outState belongs to the writer shard, which
 // notices a switch from the source recorded with each queued packet.
 
 import (
@@ -50,7 +50,7 @@ type switchable struct {
 	streamID string
 }
 
-// outState is the writer goroutine's view of the source being written.
+// outState is the writer shard's view of the source being written.
 type outState struct {
 	src      *source
 	b        *binding
@@ -144,7 +144,7 @@ func primaryCodecs(list []webrtc.RTPCodecParameters) []webrtc.RTPCodecParameters
 // isStale: q comes from a source the down track has switched away from.
 func (d *DownTrack) isStale(q queued) bool { return d.sw != nil && q.src != d.src.Load() }
 
-// switchOut runs on the writer goroutine when the source or the binding
+// switchOut runs on the writer shard when the source or the binding
 // of the packet about to be written differs from the last one.
 func (d *DownTrack) switchOut(s *source, b *binding, first *Packet) {
 	defer func() { d.clock.Store(&outClock{track: s.track, tsOffset: d.out.tsOffset}) }()
