@@ -99,6 +99,7 @@ type DownTrack struct {
 	seq     seqRewriter
 	history sentMap
 	hdr     rtp.Header
+	pending outCounts
 }
 
 func newDownTrack(t *Track, stats *counters, log zerolog.Logger) *DownTrack {
@@ -301,7 +302,7 @@ func (d *DownTrack) writeQueued(q queued) {
 	d.history.record(out, p.header.SequenceNumber)
 	if d.write(b, p, out) {
 		d.sent.Add(1)
-		d.stats.packetsForwarded.Add(1)
+		d.pending.packets++
 	}
 }
 
@@ -327,8 +328,25 @@ func (d *DownTrack) write(b *binding, p *Packet, out uint16) bool {
 	if d.sw != nil {
 		d.out.markWritten(d.hdr.Timestamp)
 	}
-	d.stats.bytesOut.Add(uint64(d.hdr.MarshalSize() + len(p.payload)))
+	d.pending.bytes += uint64(d.hdr.MarshalSize() + len(p.payload))
 	return true
+}
+
+// outCounts are a down track's forwarded packets and bytes not yet added
+// to the engine's counters. The writer shards of every core add to the
+// same counters; adding once per turn (run) rather than once per packet
+// keeps their cache line from moving between cores on every packet.
+type outCounts struct{ packets, bytes uint64 }
+
+// flushCounts adds the pending counts to the engine's. Shard-owned.
+func (d *DownTrack) flushCounts() {
+	if d.pending.packets > 0 {
+		d.stats.packetsForwarded.Add(d.pending.packets)
+	}
+	if d.pending.bytes > 0 {
+		d.stats.bytesOut.Add(d.pending.bytes)
+	}
+	d.pending = outCounts{}
 }
 
 // serveNACK retransmits the packets a subscriber reported lost (RFC 4585

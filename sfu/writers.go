@@ -190,6 +190,7 @@ func (d *DownTrack) run() {
 		d.release()
 		return
 	}
+	defer d.flushCounts()
 	d.serveNACKs()
 	if d.priming != nil && d.continuePrime() {
 		return
