@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/pion/ice/v4"
+	"github.com/pion/interceptor"
 	"github.com/pion/rtcp"
 	"github.com/pion/rtp"
 	"github.com/pion/webrtc/v4"
@@ -124,7 +125,28 @@ type testPublisher struct {
 
 func startPublisher(t *testing.T, e *Engine, keyEvery uint32, keyOnPLI bool) *testPublisher {
 	t.Helper()
-	pc, err := clientAPI(t, true).NewPeerConnection(webrtc.Configuration{})
+	return startPublisherWith(t, e, clientAPI(t, true), keyEvery, keyOnPLI)
+}
+
+// quietClientAPI is clientAPI without pion's default interceptors: it
+// sends no RTCP of its own (no sender reports), so a test can be the only
+// source of the publisher's reports.
+func quietClientAPI(t *testing.T) *webrtc.API {
+	t.Helper()
+	me := &webrtc.MediaEngine{}
+	require.NoError(t, me.RegisterDefaultCodecs())
+	se := webrtc.SettingEngine{}
+	se.SetIncludeLoopbackCandidate(true)
+	se.SetIPFilter(func(ip net.IP) bool { return ip.IsLoopback() })
+	se.SetNetworkTypes([]webrtc.NetworkType{webrtc.NetworkTypeUDP4})
+	se.SetICEMulticastDNSMode(ice.MulticastDNSModeDisabled)
+	return webrtc.NewAPI(webrtc.WithMediaEngine(me), webrtc.WithSettingEngine(se),
+		webrtc.WithInterceptorRegistry(&interceptor.Registry{}))
+}
+
+func startPublisherWith(t *testing.T, e *Engine, api *webrtc.API, keyEvery uint32, keyOnPLI bool) *testPublisher {
+	t.Helper()
+	pc, err := api.NewPeerConnection(webrtc.Configuration{})
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = pc.Close() })
 	tp := &testPublisher{t: t, pc: pc, tracks: make(chan *Track, 4), keyEvery: keyEvery, keyOnPLI: keyOnPLI}

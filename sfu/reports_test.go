@@ -62,7 +62,9 @@ func TestSenderReportMapping(t *testing.T) {
 func TestSenderReportsReachSubscribers(t *testing.T) {
 	t.Parallel()
 	e := newTestEngine(t)
-	tp := startPublisher(t, e, 30, true)
+	// The publisher sends no reports of its own (pion's report
+	// interceptor would, from its own clocks): the test's are the only ones.
+	tp := startPublisherWith(t, e, quietClientAPI(t), 30, true)
 	video, audio := tp.waitTracks()
 	s := startSubscriber(t, e, []*Track{video, audio}, true)
 	require.Eventually(t, func() bool {
@@ -82,7 +84,17 @@ func TestSenderReportsReachSubscribers(t *testing.T) {
 	require.Eventually(t, func() bool {
 		tp.sendVideo()
 		tp.sendAudio()
-		return len(s.reports(webrtc.RTPCodecTypeVideo)) > 0 && len(s.reports(webrtc.RTPCodecTypeAudio)) > 0
+		return video.sr.Load() != nil && audio.sr.Load() != nil
+	}, waitFor, tick, "the engine never read the publisher's reports")
+	sentAt := time.Now() // every report from now on comes from the test's
+	made := func(kind webrtc.RTPCodecType) bool {
+		srs := s.reports(kind)
+		return len(srs) > 0 && ntpToTime(srs[len(srs)-1].NTPTime).After(sentAt)
+	}
+	require.Eventually(t, func() bool {
+		tp.sendVideo()
+		tp.sendAudio()
+		return made(webrtc.RTPCodecTypeVideo) && made(webrtc.RTPCodecTypeAudio)
 	}, 3*reportInterval+waitFor, 20*time.Millisecond)
 	for tr, kind := range kinds {
 		srs := s.reports(kind)
