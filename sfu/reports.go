@@ -1,6 +1,7 @@
 package sfu
 
 import (
+	"sync"
 	"time"
 
 	"github.com/pion/rtcp"
@@ -22,18 +23,26 @@ type outClock struct {
 }
 
 // reporter is a peer connection whose down tracks send sender reports.
+// overTCP: its media leaves over ICE-TCP (RFC 6544), where a write waits
+// for the student's TCP window (see writerPool).
 type reporter interface {
 	sendReports(now time.Time)
+	overTCP() bool
 }
 
 // reportLoop sends every down track's sender report each reportInterval,
 // for every subscriber and viewer of the engine from one goroutine,
 // instead of the ticker goroutine per peer connection pion's report
-// interceptor runs.
+// interceptor runs. The reports of peers over ICE-TCP are sent aside
+// (tcpReports): one student's closed TCP window must neither delay the
+// others' reports nor keep the shared UDP socket held, which would keep
+// every other goroutine's datagrams (ICE checks, DTLS, RTCP) queued.
 func (e *Engine) reportLoop() {
 	defer close(e.reportsDone)
 	t := time.NewTicker(reportInterval)
 	defer t.Stop()
+	aside := &tcpReports{busy: map[reporter]bool{}}
+	defer aside.wg.Wait() // the peers are closed first: their writes fail
 	var peers []reporter
 	for {
 		select {
@@ -41,14 +50,47 @@ func (e *Engine) reportLoop() {
 			peers = e.reporters(peers[:0])
 			e.udpConn.hold() // the reports of a tick leave in a few sendmmsg calls
 			for _, p := range peers {
-				p.sendReports(now)
+				if !p.overTCP() {
+					p.sendReports(now)
+				}
 			}
 			e.udpConn.release()
+			for _, p := range peers {
+				if p.overTCP() {
+					aside.send(p, now)
+				}
+			}
 			clear(peers)
 		case <-e.stopReports:
 			return
 		}
 	}
+}
+
+// tcpReports sends the reports of peers over ICE-TCP each on a goroutine
+// of its own, at most one per peer at a time: a peer whose last reports
+// still wait for its TCP window skips a tick.
+type tcpReports struct {
+	mu   sync.Mutex
+	busy map[reporter]bool
+	wg   sync.WaitGroup
+}
+
+func (a *tcpReports) send(p reporter, now time.Time) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.busy[p] {
+		return
+	}
+	a.busy[p] = true
+	a.wg.Add(1)
+	go func() {
+		defer a.wg.Done()
+		p.sendReports(now)
+		a.mu.Lock()
+		delete(a.busy, p)
+		a.mu.Unlock()
+	}()
 }
 
 // reporters appends the engine's peers that send reports to out.
@@ -76,6 +118,18 @@ func (s *Subscriber) sendReports(now time.Time) {
 	if pkts := senderReports(s.downs, now); len(pkts) > 0 {
 		_ = s.pc.WriteRTCP(pkts)
 	}
+}
+
+func (s *Subscriber) overTCP() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.ownShard != nil
+}
+
+func (v *Viewer) overTCP() bool {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	return v.ownShard != nil
 }
 
 func (v *Viewer) sendReports(now time.Time) {

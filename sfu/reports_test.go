@@ -1,6 +1,8 @@
 package sfu
 
 import (
+	"net"
+	"sync"
 	"testing"
 	"time"
 
@@ -106,4 +108,54 @@ func TestSenderReportsReachSubscribers(t *testing.T) {
 		require.Positive(t, sr.PacketCount)
 		require.Positive(t, sr.OctetCount)
 	}
+}
+
+// stuckReporter is a peer whose report write waits, as a write to a
+// student connected over ICE-TCP (RFC 6544) does while the student's TCP
+// window is closed, until the peer is closed.
+type stuckReporter struct {
+	entered chan struct{}
+	unblock chan struct{}
+	once    sync.Once
+}
+
+func (r *stuckReporter) sendReports(time.Time) {
+	select {
+	case r.entered <- struct{}{}:
+	default:
+	}
+	<-r.unblock
+}
+
+func (r *stuckReporter) overTCP() bool { return true }
+
+func (r *stuckReporter) Close() error {
+	r.once.Do(func() { close(r.unblock) })
+	return nil
+}
+
+// TestReportsWaitingOnTCPHoldNoOne: while one student's sender report
+// waits for its TCP window, what other goroutines write on the shared UDP
+// socket (ICE checks, DTLS, RTCP of every other peer) still leaves.
+func TestReportsWaitingOnTCPHoldNoOne(t *testing.T) {
+	t.Parallel()
+	e := newTestEngine(t)
+	stuck := &stuckReporter{entered: make(chan struct{}, 1), unblock: make(chan struct{})}
+	require.NoError(t, e.register(stuck))
+	select {
+	case <-stuck.entered:
+	case <-time.After(3 * reportInterval):
+		t.Fatal("no report tick")
+	}
+
+	dst, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	require.NoError(t, err)
+	defer dst.Close()
+	_, err = e.udpConn.WriteToAddrPort([]byte("binding response"), dst.LocalAddr().(*net.UDPAddr).AddrPort())
+	require.NoError(t, err)
+	require.NoError(t, dst.SetReadDeadline(time.Now().Add(time.Second)))
+	buf := make([]byte, 64)
+	n, err := dst.Read(buf)
+	require.NoError(t, err, "the datagram waited for the stuck report")
+	require.Equal(t, "binding response", string(buf[:n]))
 }
