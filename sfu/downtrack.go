@@ -212,7 +212,10 @@ func (d *DownTrack) deliver(s *source, p *Packet) {
 	select {
 	case d.queue <- queued{p: p, skipped: s.skipped, src: s}:
 		s.skipped = false
-		if p.endsFrame || len(d.queue) >= frameQueueMax {
+		// closed: stop ran after the check above and its turn may have
+		// drained the queue before this packet went in; another turn
+		// releases it.
+		if p.endsFrame || len(d.queue) >= frameQueueMax || d.closed.Load() {
 			d.schedule()
 		}
 	default:
