@@ -203,7 +203,7 @@ func (c *batchConn) WriteToAddrPort(b []byte, addr netip.AddrPort) (int, error) 
 		return 0, err
 	}
 	if n >= batchMax || c.held.Load() == 0 {
-		sh.flush(n > batchQueueMax)
+		sh.flush(n > batchQueueMax, &c.held)
 	}
 	return len(b), nil
 }
@@ -219,22 +219,26 @@ func (sh *batchShard) enqueue(d *datagram) (int, error) {
 	return len(sh.queue), nil
 }
 
-// flush sends the queue until it is empty. If another goroutine is
-// sending, flush leaves the queue to it (wait false) or waits its turn
-// (wait true: the queue is over batchQueueMax). The sender checks the
-// queue again after it lets go, so a datagram queued while it finished
-// is never left behind.
-func (sh *batchShard) flush(wait bool) {
+// flush sends the queue. If another goroutine is sending, flush leaves
+// the queue to it (wait false) or waits its turn (wait true: a writer
+// pass ending, or a queue over batchQueueMax). While a writer pass is
+// under way (held) a sender outside it takes the queue once and leaves
+// the rest to the pass, which sends what it queued when it ends: a
+// goroutine that only had a PLI or a STUN reply to send must not end up
+// sending every student's datagrams. Otherwise the sender sends until the
+// queue is empty and checks it again after it lets go, so a datagram
+// queued while it finished is never left behind.
+func (sh *batchShard) flush(wait bool, held *atomic.Int32) {
 	for {
 		if wait {
 			sh.sendMu.Lock()
 		} else if !sh.sendMu.TryLock() {
 			return
 		}
-		for sh.sendQueued() {
+		for sh.sendQueued() && (wait || held.Load() == 0) {
 		}
 		sh.sendMu.Unlock()
-		if !sh.pending() {
+		if !sh.pending() || held.Load() > 0 {
 			return
 		}
 		wait = false
@@ -270,7 +274,7 @@ func (c *batchConn) release() {
 	c.held.Add(-1)
 	for _, sh := range c.shards {
 		if sh.pending() {
-			sh.flush(false)
+			sh.flush(true, &c.held)
 		}
 	}
 }
@@ -325,7 +329,7 @@ func (c *batchConn) Close() error {
 		}
 		_ = c.conn.SetWriteDeadline(time.Now().Add(closeFlushTimeout))
 		for _, sh := range c.shards {
-			sh.flush(true)
+			sh.flush(true, &c.held)
 		}
 		c.closeErr = c.conn.Close()
 	})

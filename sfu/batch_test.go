@@ -456,3 +456,43 @@ func TestBatchConnReadAllocs(t *testing.T) {
 	})
 	require.Zero(t, allocs)
 }
+
+// TestBatchConnSenderLeavesAPassItsDatagrams: while a writer pass is under
+// way, a goroutine that finds a full batch sends that batch and leaves
+// what was queued meanwhile to the pass, which sends it when it ends.
+func TestBatchConnSenderLeavesAPassItsDatagrams(t *testing.T) {
+	t.Parallel()
+	w := newGatedWriter()
+	c := newBatchConnWith(listenLoopback(t), func() batchWriter { return w }, 1, false)
+	var open sync.Once
+	gate := func() { open.Do(func() { close(w.gate) }) }
+	t.Cleanup(func() { gate(); _ = c.Close() })
+	to := netip.MustParseAddrPort("127.0.0.1:9")
+
+	c.hold()
+	for i := 0; i < batchMax-1; i++ {
+		_, err := c.WriteToAddrPort(seqDatagram(i), to)
+		require.NoError(t, err)
+	}
+	var returned atomic.Bool
+	go func() { // the write that fills a batch sends it, and waits in the kernel
+		_, err := c.WriteToAddrPort(seqDatagram(batchMax-1), to)
+		assert.NoError(t, err)
+		returned.Store(true)
+	}()
+	<-w.entered
+	for i := batchMax; i < batchMax+10; i++ { // queued meanwhile by the pass
+		_, err := c.WriteToAddrPort(seqDatagram(i), to)
+		require.NoError(t, err)
+	}
+	gate()
+	require.Eventually(t, returned.Load, waitFor, tick)
+	_, batches := w.sent()
+	require.Equal(t, []int{batchMax}, batches, "the full batch only")
+	c.release()
+	got, batches := w.sent()
+	require.Equal(t, []int{batchMax, 10}, batches, "the pass sends the rest")
+	for i, b := range got {
+		require.Equal(t, uint32(i), binary.BigEndian.Uint32(b))
+	}
+}
