@@ -273,6 +273,12 @@ func (d *DownTrack) drop(s *source) {
 // queued GOP), then releases it.
 func (d *DownTrack) writeQueued(q queued) {
 	if q.gop != nil {
+		if d.isStale(q) {
+			// A GOP of a source the viewer has switched away from:
+			// pacing it would only delay the new source's.
+			releaseAll(*q.gop)
+			return
+		}
 		d.startPrime(q)
 		return
 	}

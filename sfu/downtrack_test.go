@@ -298,3 +298,32 @@ func TestPrimePaced(t *testing.T) {
 	least := time.Duration(paced) * 8 * time.Second / primeRate
 	require.GreaterOrEqual(t, w.at[gop-1].Sub(w.at[0]), least)
 }
+
+// TestStaleGOPNotPaced: a GOP queued for a source a viewer has switched
+// away from is dropped at once, not paced: the new source's keyframe
+// leaves in the same turn.
+func TestStaleGOPNotPaced(t *testing.T) {
+	t.Parallel()
+	first, second := newTestTrack(webrtc.RTPCodecTypeVideo), newTestTrack(webrtc.RTPCodecTypeVideo)
+	defer first.stop()
+	defer second.stop()
+	first.feed(t, 200, 100000) // a long GOP, paced over several turns
+	second.feed(t, 5, 100000)
+	w := &recordingWriter{}
+	d := newSwitchDownTrack(webrtc.RTPCodecTypeVideo, "v", "s", first.stats, zerolog.Nop())
+	d.binding.Store(&binding{id: "b", ssrc: 5, pt: 96, w: w, codecs: []webrtc.RTPCodecParameters{first.codec}})
+	sh := newWriterShard(nil) // run inline below
+	d.setShard(sh)
+	t.Cleanup(func() { d.stop(); sh.runReady() })
+	d.setSource(first.Track)
+	first.feed(t, 1, 100000) // applies the attach: the GOP is queued
+	d.setSource(second.Track)
+	second.feed(t, 1, 100000) // the new source's GOP is queued behind it
+	for sh.runReady() {
+	}
+	require.Positive(t, w.count(), "the new source's keyframe goes in the first turn")
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	require.True(t, w.keys[0])
+	require.Equal(t, uint32(0), w.idx[0], "the second source's GOP, from its keyframe")
+}
