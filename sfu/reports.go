@@ -162,22 +162,24 @@ func senderReports(downs []*DownTrack, now time.Time) []rtcp.Packet {
 // teacher's lip sync whatever time each packet spent in this server's
 // queues; the publisher's wall clock may differ from this server's, but
 // the difference is the same for every track of the publisher and cancels
-// out. A down track reports nothing before it has sent a packet or while
-// its publisher has sent no report (ok false).
+// out. While the publisher has sent no report, the RTP time is the newest
+// frame's by this server's clock (Track.recvClock). A down track reports
+// nothing before it has sent a packet (ok false).
 func (d *DownTrack) senderReport(now time.Time) (sr *rtcp.SenderReport, ok bool) {
 	b, c := d.binding.Load(), d.clock.Load()
 	if b == nil || c == nil || d.closed.Load() {
 		return nil, false
 	}
-	pubNTP, pubRTP, ok := c.track.SenderReport()
-	if !ok {
+	var rtpNow uint32
+	if pubNTP, pubRTP, ok := c.track.SenderReport(); ok {
+		rtpNow = pubRTP + uint32(int64(now.Sub(pubNTP).Seconds()*float64(c.track.codec.ClockRate)))
+	} else if rtpNow, ok = c.track.recvClock(now); !ok {
 		return nil, false
 	}
-	ticks := int64(now.Sub(pubNTP).Seconds() * float64(c.track.codec.ClockRate))
 	return &rtcp.SenderReport{
 		SSRC:        b.ssrc,
 		NTPTime:     timeToNTP(now),
-		RTPTime:     pubRTP + c.tsOffset + uint32(ticks),
+		RTPTime:     rtpNow + c.tsOffset,
 		PacketCount: uint32(d.sent.Load() + d.resent.Load()),
 		OctetCount:  uint32(d.octets.Load()),
 	}, true

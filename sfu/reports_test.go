@@ -159,3 +159,28 @@ func TestReportsWaitingOnTCPHoldNoOne(t *testing.T) {
 	require.NoError(t, err, "the datagram waited for the stuck report")
 	require.Equal(t, "binding response", string(buf[:n]))
 }
+
+// TestSenderReportFromArrival: while the publisher has sent no report, a
+// down track's report maps RTP time to this server's clock by the newest
+// frame's arrival, so a student still gets reports to align tracks by.
+func TestSenderReportFromArrival(t *testing.T) {
+	t.Parallel()
+	tt := newTestTrack(webrtc.RTPCodecTypeVideo)
+	defer tt.stop()
+	d := newDownTrack(tt.Track, tt.stats, zerolog.Nop())
+	d.binding.Store(&binding{id: "b", ssrc: 9, pt: 96, w: &recordingWriter{}})
+	d.clock.Store(&outClock{track: tt.Track, tsOffset: 1000})
+	_, ok := d.senderReport(time.Now())
+	require.False(t, ok, "nothing received yet")
+
+	tt.idx = 10 // timestamp 30000
+	arrived := time.Now()
+	tt.feed(t, 1, 100)
+	tt.feed(t, 0, 100)
+	later := arrived.Add(500 * time.Millisecond)
+	sr, ok := d.senderReport(later)
+	require.True(t, ok)
+	want := uint32(30000 + 1000 + 45000) // the frame, the offset, half a second at 90 kHz
+	require.InDelta(t, 0, int32(sr.RTPTime-want), 90*5, "within 5 ms of the arrival")
+	require.WithinDuration(t, later, ntpToTime(sr.NTPTime), time.Microsecond)
+}

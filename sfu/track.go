@@ -63,6 +63,12 @@ type Track struct {
 	pending atomic.Bool // adds is non-empty; checked by the reader per packet
 	lastPLI atomic.Int64
 	sr      atomic.Pointer[senderReport] // latest RTCP SR from the publisher
+	// recv is the RTP timestamp of the newest frame and when its first
+	// packet arrived (recvClock); recvTS and recvSeen are the reader's.
+	recv     atomic.Uint64
+	recvOK   atomic.Bool
+	recvTS   uint32
+	recvSeen bool
 
 	mu    sync.Mutex
 	adds  []Sink
@@ -197,6 +203,36 @@ func (t *Track) SenderReport() (ntp time.Time, rtpTS uint32, ok bool) {
 	return sr.ntp, sr.rtpTS, true
 }
 
+// recvUnitShift sets the resolution of recv's arrival time: 2^14 ns, about
+// 16 µs, so 32 bits cover 19 hours between two frames.
+const recvUnitShift = 14
+
+// noteArrival records when the first packet of a new frame arrived, as
+// pion's report interceptor did for the send side: later packets of a
+// frame only say how long the frame took to arrive.
+func (t *Track) noteArrival(ts uint32, now int64) {
+	if t.recvSeen && ts == t.recvTS {
+		return
+	}
+	t.recvSeen, t.recvTS = true, ts
+	t.recv.Store(uint64(ts)<<32 | uint64(uint32(now>>recvUnitShift)))
+	t.recvOK.Store(true)
+}
+
+// recvClock is the track's RTP time at now by this server's clock: the
+// newest frame's timestamp plus the time since it arrived. ok is false
+// before the first packet. It stands in for the publisher's clock
+// (SenderReport) while the publisher has sent no report.
+func (t *Track) recvClock(now time.Time) (rtpTS uint32, ok bool) {
+	if !t.recvOK.Load() {
+		return 0, false
+	}
+	v := t.recv.Load()
+	nowUnits := uint32(int64(now.Sub(t.epoch)+1) >> recvUnitShift)
+	elapsed := time.Duration(nowUnits-uint32(v)) << recvUnitShift
+	return uint32(v>>32) + uint32(int64(elapsed.Seconds()*float64(t.codec.ClockRate))), true
+}
+
 // SinkCount is the number of sinks receiving packets now.
 func (t *Track) SinkCount() int { return len(*t.sinks.Load()) }
 
@@ -277,6 +313,7 @@ func (t *Track) handle(p *Packet, now int64) {
 		p.keyframe = t.isKey(p.payload)
 	}
 	p.endsFrame = t.kind != webrtc.RTPCodecTypeVideo || t.frames.ends(&p.header)
+	t.noteArrival(p.header.Timestamp, now)
 	t.stats.packetsIn.Add(1)
 	t.stats.bytesIn.Add(uint64(p.size))
 	if t.pending.Load() {
