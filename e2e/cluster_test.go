@@ -29,13 +29,48 @@ type node struct {
 // i's --max-students. It returns once every node hears every other.
 func startCluster(t *testing.T, maxStudents ...int) []*node {
 	t.Helper()
+	// The route ports are found free and bound by the nodes a moment
+	// later: another test may take one in between, and the node then
+	// reports that its NATS server did not start. New ports are tried.
+	var apps []*app.App
+	var err error
+	for attempt := 1; attempt <= 3; attempt++ {
+		if apps, err = startApps(t, maxStudents); err == nil {
+			break
+		}
+		t.Logf("starting the cluster, attempt %d: %v", attempt, err)
+	}
+	require.NoError(t, err)
+	nodes := make([]*node, len(apps))
+	for i, a := range apps {
+		t.Cleanup(func() {
+			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+			defer cancel()
+			_ = a.Shutdown(ctx) // a node killed by the test returns its abrupt stop's error
+		})
+		nodes[i] = &node{server: &server{app: a, base: a.BaseURL(), signer: a.Signer()}, name: a.NodeID(), url: a.PublicURL()}
+	}
+	for _, n := range nodes {
+		require.Eventually(t, func() bool { return n.app.Cluster() != nil }, 60*time.Second, 50*time.Millisecond,
+			"node %s joins the control plane", n.name)
+		require.Eventually(t, func() bool { return len(n.app.Cluster().Registry.Nodes()) == len(nodes) },
+			30*time.Second, 50*time.Millisecond, "node %s hears every node", n.name)
+		require.Eventually(t, n.app.Cluster().Directory.Synced, 30*time.Second, 50*time.Millisecond)
+	}
+	return nodes
+}
+
+// startApps starts one node per entry of maxStudents, together, with
+// each node's embedded NATS server routed to the others'. If any fails to
+// start, every node is stopped.
+func startApps(t *testing.T, maxStudents []int) ([]*app.App, error) {
+	t.Helper()
 	ports := make([]int, len(maxStudents))
 	var routes []string
 	for i := range ports {
 		ports[i] = freePort(t)
 		routes = append(routes, fmt.Sprintf("nats-route://127.0.0.1:%d", ports[i]))
 	}
-	nodes := make([]*node, len(ports))
 	apps := make([]*app.App, len(ports))
 	for i := range ports {
 		cfg := config.Default()
@@ -57,25 +92,21 @@ func startCluster(t *testing.T, maxStudents ...int) []*node {
 	for _, a := range apps {
 		go func() { errs <- a.Start() }()
 	}
+	var first error
 	for range apps {
-		require.NoError(t, <-errs)
+		if err := <-errs; err != nil && first == nil {
+			first = err
+		}
 	}
-	for i, a := range apps {
-		t.Cleanup(func() {
+	if first != nil {
+		for _, a := range apps {
 			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-			defer cancel()
-			_ = a.Shutdown(ctx) // a node killed by the test returns its abrupt stop's error
-		})
-		nodes[i] = &node{server: &server{app: a, base: a.BaseURL(), signer: a.Signer()}, name: a.NodeID(), url: a.PublicURL()}
+			_ = a.Shutdown(ctx)
+			cancel()
+		}
+		return nil, first
 	}
-	for _, n := range nodes {
-		require.Eventually(t, func() bool { return n.app.Cluster() != nil }, 60*time.Second, 50*time.Millisecond,
-			"node %s joins the control plane", n.name)
-		require.Eventually(t, func() bool { return len(n.app.Cluster().Registry.Nodes()) == len(nodes) },
-			30*time.Second, 50*time.Millisecond, "node %s hears every node", n.name)
-		require.Eventually(t, n.app.Cluster().Directory.Synced, 30*time.Second, 50*time.Millisecond)
-	}
-	return nodes
+	return apps, nil
 }
 
 // kill stops a node at once: no grace for its clients.
