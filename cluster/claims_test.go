@@ -46,6 +46,17 @@ func startCutter(t *testing.T, target string) *cutter {
 	return c
 }
 
+// connect connects to NATS through the cutter, noticing a cut within two
+// seconds and reconnecting every 100 ms.
+func (c *cutter) connect(t *testing.T) *nats.Conn {
+	t.Helper()
+	nc, err := nats.Connect(c.url(), nats.MaxReconnects(-1), nats.ReconnectWait(100*time.Millisecond),
+		nats.PingInterval(time.Second), nats.MaxPingsOutstanding(2), nats.IgnoreDiscoveredServers())
+	require.NoError(t, err)
+	t.Cleanup(nc.Close)
+	return nc
+}
+
 func (c *cutter) url() string {
 	return "nats://127.0.0.1:" + strconv.Itoa(c.ln.Addr().(*net.TCPAddr).Port)
 }
@@ -114,10 +125,7 @@ func TestCutOffOriginClaimsAgain(t *testing.T) {
 	t.Parallel()
 	s := startSingle(t)
 	cut := startCutter(t, s.Addr().String())
-	nc, err := nats.Connect(cut.url(), nats.MaxReconnects(-1), nats.ReconnectWait(100*time.Millisecond),
-		nats.PingInterval(time.Second), nats.MaxPingsOutstanding(2), nats.IgnoreDiscoveredServers())
-	require.NoError(t, err)
-	t.Cleanup(nc.Close)
+	nc := cut.connect(t)
 	b := startNode(t, connect(t, s.ClientURL()), "a-janitor", 0) // the lowest id sweeps
 	a := startNode(t, nc, "origin", 0)
 	waitAllSeen(t, []*testNode{a, b})
@@ -133,7 +141,7 @@ func TestCutOffOriginClaimsAgain(t *testing.T) {
 		_, err2 := b.node.Directory.Lookup(ctxT(t), "moved")
 		return errors.Is(err1, ErrNoEntry) && errors.Is(err2, ErrNoEntry)
 	}, 15*time.Second, 50*time.Millisecond, "the cut-off origin is judged dead and its entries cleared")
-	_, err = b.node.Directory.Claim(ctxT(t), "moved")
+	_, err := b.node.Directory.Claim(ctxT(t), "moved")
 	require.NoError(t, err, "the teacher of one class moved to the other node")
 
 	cut.setCut(false)
@@ -194,13 +202,10 @@ func TestPendingReleaseAfterClaimAgain(t *testing.T) {
 	t.Parallel()
 	s := startSingle(t)
 	cut := startCutter(t, s.Addr().String())
-	nc, err := nats.Connect(cut.url(), nats.MaxReconnects(-1), nats.ReconnectWait(100*time.Millisecond),
-		nats.PingInterval(time.Second), nats.MaxPingsOutstanding(2), nats.IgnoreDiscoveredServers())
-	require.NoError(t, err)
-	t.Cleanup(nc.Close)
+	nc := cut.connect(t)
 	a := startNode(t, nc, "origin", 0)
 	d := a.node.Directory
-	_, err = d.Claim(ctxT(t), "lecture")
+	_, err := d.Claim(ctxT(t), "lecture")
 	require.NoError(t, err)
 
 	cut.setCut(true)

@@ -14,7 +14,6 @@ import (
 	"lectern/auth"
 	"lectern/client"
 	"lectern/cluster"
-	"lectern/config"
 	"lectern/internal/natstest"
 	"lectern/sfu"
 )
@@ -30,11 +29,7 @@ func startExternalNodes(t *testing.T, url string, ids ...string) []*node {
 	t.Helper()
 	nodes := make([]*node, 0, len(ids))
 	for _, id := range ids {
-		cfg := config.Default()
-		cfg.HTTP, cfg.UDPPort, cfg.TCPPort, cfg.PublicIP = "127.0.0.1:0", 0, 0, "127.0.0.1"
-		cfg.Data, cfg.Auth, cfg.LogLevel = t.TempDir(), "tokens", "warn"
-		cfg.Secret = "cluster-test-secret-cluster-test-secret-0123456789"
-		cfg.NodeID = id
+		cfg := clusterNodeConfig(t, id)
 		cfg.NATS = []string{url}
 		require.NoError(t, cfg.Validate())
 		a, err := app.New(cfg, testLogger(t))
@@ -45,15 +40,9 @@ func startExternalNodes(t *testing.T, url string, ids ...string) []*node {
 			defer cancel()
 			require.NoError(t, a.Shutdown(ctx))
 		})
-		nodes = append(nodes, &node{server: &server{app: a, base: a.BaseURL(), signer: a.Signer()}, name: a.NodeID(), url: a.PublicURL()})
+		nodes = append(nodes, nodeOf(a))
 	}
-	for _, n := range nodes {
-		require.Eventually(t, func() bool { return n.app.Cluster() != nil }, 30*time.Second, 50*time.Millisecond,
-			"node %s joins the control plane", n.name)
-		require.Eventually(t, func() bool { return len(n.app.Cluster().Registry.Nodes()) == len(nodes) },
-			30*time.Second, 50*time.Millisecond, "node %s hears every node", n.name)
-		require.Eventually(t, n.app.Cluster().Directory.Synced, 30*time.Second, 50*time.Millisecond)
-	}
+	waitClusterFormed(t, nodes, 30*time.Second)
 	return nodes
 }
 

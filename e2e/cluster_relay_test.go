@@ -420,9 +420,7 @@ func testWHEPOnEdge(t *testing.T, a, b *node) {
 
 	// B serves the viewer itself, from its relay: no redirect.
 	hc := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
-	v := &whepViewer{pc: loopbackPC(t)}
-	t.Cleanup(func() { _ = v.pc.Close(); v.wg.Wait() })
-	v.countTracks()
+	v := newWHEPViewer(t)
 	offer := v.offer(t)
 	req, err := http.NewRequest(http.MethodPost, b.base+"/whep/"+room, strings.NewReader(offer))
 	require.NoError(t, err)
@@ -442,31 +440,6 @@ func testWHEPOnEdge(t *testing.T, a, b *node) {
 	status, _, _ := mediaHTTP(t, http.MethodDelete, b.base+resp.Header.Get("Location"), tok, "")
 	require.Equal(t, http.StatusOK, status)
 	waitMetric(t, b, "lectern_relays_in", 0)
-}
-
-// countTracks counts the packets of each track the viewer receives.
-func (v *whepViewer) countTracks() {
-	for _, k := range []webrtc.RTPCodecType{webrtc.RTPCodecTypeAudio, webrtc.RTPCodecTypeVideo} {
-		_, _ = v.pc.AddTransceiverFromKind(k, webrtc.RTPTransceiverInit{Direction: webrtc.RTPTransceiverDirectionRecvonly})
-	}
-	v.pc.OnTrack(func(tr *webrtc.TrackRemote, _ *webrtc.RTPReceiver) {
-		v.wg.Add(1)
-		defer v.wg.Done()
-		for {
-			p, _, err := tr.ReadRTP()
-			if err != nil {
-				return
-			}
-			if tr.Kind() == webrtc.RTPCodecTypeVideo && v.packets[tr.Kind()].Load() == 0 {
-				key := int32(-1)
-				if client.IsVP8Keyframe(p.Payload) {
-					key = 1
-				}
-				v.firstKey.Store(key)
-			}
-			v.packets[tr.Kind()].Add(1)
-		}
-	})
 }
 
 // offer returns the viewer's complete offer.

@@ -48,16 +48,37 @@ func startCluster(t *testing.T, maxStudents ...int) []*node {
 			defer cancel()
 			_ = a.Shutdown(ctx) // a node killed by the test returns its abrupt stop's error
 		})
-		nodes[i] = &node{server: &server{app: a, base: a.BaseURL(), signer: a.Signer()}, name: a.NodeID(), url: a.PublicURL()}
+		nodes[i] = nodeOf(a)
 	}
+	waitClusterFormed(t, nodes, 60*time.Second)
+	return nodes
+}
+
+// clusterNodeConfig is the configuration of cluster node id in a test.
+func clusterNodeConfig(t *testing.T, id string) config.Config {
+	cfg := config.Default()
+	cfg.HTTP, cfg.UDPPort, cfg.TCPPort, cfg.PublicIP = "127.0.0.1:0", 0, 0, "127.0.0.1"
+	cfg.Data, cfg.Auth, cfg.LogLevel = t.TempDir(), "tokens", "warn"
+	cfg.Secret = "cluster-test-secret-cluster-test-secret-0123456789"
+	cfg.NodeID = id
+	return cfg
+}
+
+func nodeOf(a *app.App) *node {
+	return &node{server: &server{app: a, base: a.BaseURL(), signer: a.Signer()}, name: a.NodeID(), url: a.PublicURL()}
+}
+
+// waitClusterFormed waits until every node has joined the control plane
+// (within join), hears every other and mirrors the directory.
+func waitClusterFormed(t *testing.T, nodes []*node, join time.Duration) {
+	t.Helper()
 	for _, n := range nodes {
-		require.Eventually(t, func() bool { return n.app.Cluster() != nil }, 60*time.Second, 50*time.Millisecond,
+		require.Eventually(t, func() bool { return n.app.Cluster() != nil }, join, 50*time.Millisecond,
 			"node %s joins the control plane", n.name)
 		require.Eventually(t, func() bool { return len(n.app.Cluster().Registry.Nodes()) == len(nodes) },
 			30*time.Second, 50*time.Millisecond, "node %s hears every node", n.name)
 		require.Eventually(t, n.app.Cluster().Directory.Synced, 30*time.Second, 50*time.Millisecond)
 	}
-	return nodes
 }
 
 // startApps starts one node per entry of maxStudents, together, with
@@ -73,11 +94,7 @@ func startApps(t *testing.T, maxStudents []int) ([]*app.App, error) {
 	}
 	apps := make([]*app.App, len(ports))
 	for i := range ports {
-		cfg := config.Default()
-		cfg.HTTP, cfg.UDPPort, cfg.TCPPort, cfg.PublicIP = "127.0.0.1:0", 0, 0, "127.0.0.1"
-		cfg.Data, cfg.Auth, cfg.LogLevel = t.TempDir(), "tokens", "warn"
-		cfg.Secret = "cluster-test-secret-cluster-test-secret-0123456789"
-		cfg.NodeID = string(rune('a' + i))
+		cfg := clusterNodeConfig(t, string(rune('a'+i)))
 		cfg.MaxStudents = maxStudents[i]
 		cfg.NATSClusterListen = fmt.Sprintf("127.0.0.1:%d", ports[i])
 		cfg.NATSRoutes = routes

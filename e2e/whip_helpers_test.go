@@ -101,6 +101,16 @@ type whepViewer struct {
 
 func watchWHEP(t *testing.T, srv *server, room, token string) *whepViewer {
 	t.Helper()
+	v := newWHEPViewer(t)
+	v.url = srv.base + negotiate(t, v.pc, srv.base+"/whep/"+room, token)
+	waitConnected(t, v.pc)
+	return v
+}
+
+// newWHEPViewer makes a viewer that receives audio and video and counts
+// the packets of each, not yet negotiated.
+func newWHEPViewer(t *testing.T) *whepViewer {
+	t.Helper()
 	v := &whepViewer{pc: loopbackPC(t)}
 	t.Cleanup(func() { _ = v.pc.Close(); v.wg.Wait() })
 	for _, k := range []webrtc.RTPCodecType{webrtc.RTPCodecTypeAudio, webrtc.RTPCodecTypeVideo} {
@@ -125,8 +135,6 @@ func watchWHEP(t *testing.T, srv *server, room, token string) *whepViewer {
 			v.packets[tr.Kind()].Add(1)
 		}
 	})
-	v.url = srv.base + negotiate(t, v.pc, srv.base+"/whep/"+room, token)
-	waitConnected(t, v.pc)
 	return v
 }
 

@@ -36,6 +36,16 @@ func newTestEngine(t *testing.T) *Engine {
 // is off for subscribers that must see a retransmitted duplicate.
 func clientAPI(t *testing.T, replayProtection bool) *webrtc.API {
 	t.Helper()
+	me, se := clientParts(t)
+	if !replayProtection {
+		se.DisableSRTPReplayProtection(true)
+	}
+	return webrtc.NewAPI(webrtc.WithMediaEngine(me), webrtc.WithSettingEngine(se))
+}
+
+// clientParts are the media and setting engines of a test client.
+func clientParts(t *testing.T) (*webrtc.MediaEngine, webrtc.SettingEngine) {
+	t.Helper()
 	me := &webrtc.MediaEngine{}
 	require.NoError(t, me.RegisterDefaultCodecs())
 	se := webrtc.SettingEngine{}
@@ -43,10 +53,7 @@ func clientAPI(t *testing.T, replayProtection bool) *webrtc.API {
 	se.SetIPFilter(func(ip net.IP) bool { return ip.IsLoopback() })
 	se.SetNetworkTypes([]webrtc.NetworkType{webrtc.NetworkTypeUDP4})
 	se.SetICEMulticastDNSMode(ice.MulticastDNSModeDisabled)
-	if !replayProtection {
-		se.DisableSRTPReplayProtection(true)
-	}
-	return webrtc.NewAPI(webrtc.WithMediaEngine(me), webrtc.WithSettingEngine(se))
+	return me, se
 }
 
 func gatheredDescription(t *testing.T, pc *webrtc.PeerConnection, d webrtc.SessionDescription) webrtc.SessionDescription {
@@ -133,13 +140,7 @@ func startPublisher(t *testing.T, e *Engine, keyEvery uint32, keyOnPLI bool) *te
 // source of the publisher's reports.
 func quietClientAPI(t *testing.T) *webrtc.API {
 	t.Helper()
-	me := &webrtc.MediaEngine{}
-	require.NoError(t, me.RegisterDefaultCodecs())
-	se := webrtc.SettingEngine{}
-	se.SetIncludeLoopbackCandidate(true)
-	se.SetIPFilter(func(ip net.IP) bool { return ip.IsLoopback() })
-	se.SetNetworkTypes([]webrtc.NetworkType{webrtc.NetworkTypeUDP4})
-	se.SetICEMulticastDNSMode(ice.MulticastDNSModeDisabled)
+	me, se := clientParts(t)
 	return webrtc.NewAPI(webrtc.WithMediaEngine(me), webrtc.WithSettingEngine(se),
 		webrtc.WithInterceptorRegistry(&interceptor.Registry{}))
 }

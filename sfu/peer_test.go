@@ -2,7 +2,6 @@ package sfu
 
 import (
 	"bytes"
-	"net"
 	"strings"
 	"sync"
 	"testing"
@@ -317,11 +316,7 @@ func TestICETCPFallback(t *testing.T) {
 	tp := startPublisher(t, e, 10, true)
 	video, audio := tp.waitTracks()
 
-	me := &webrtc.MediaEngine{}
-	require.NoError(t, me.RegisterDefaultCodecs())
-	se := webrtc.SettingEngine{}
-	se.SetIncludeLoopbackCandidate(true)
-	se.SetIPFilter(func(ip net.IP) bool { return ip.IsLoopback() })
+	me, se := clientParts(t)
 	se.SetNetworkTypes([]webrtc.NetworkType{webrtc.NetworkTypeTCP4})
 	pc, err := webrtc.NewAPI(webrtc.WithMediaEngine(me), webrtc.WithSettingEngine(se)).NewPeerConnection(webrtc.Configuration{})
 	require.NoError(t, err)

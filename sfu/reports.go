@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/pion/rtcp"
+	"github.com/pion/webrtc/v4"
 )
 
 // reportInterval is how often every down track sends an RTCP sender
@@ -115,9 +116,7 @@ func (s *Subscriber) sendReports(now time.Time) {
 	if !ready {
 		return
 	}
-	if pkts := senderReports(s.downs, now); len(pkts) > 0 {
-		_ = s.pc.WriteRTCP(pkts)
-	}
+	writeReports(s.pc, s.downs, now)
 }
 
 func (s *Subscriber) overTCP() bool {
@@ -139,19 +138,21 @@ func (v *Viewer) sendReports(now time.Time) {
 	if !ready {
 		return
 	}
-	if pkts := senderReports(v.DownTracks(), now); len(pkts) > 0 {
-		_ = v.pc.WriteRTCP(pkts)
-	}
+	writeReports(v.pc, v.DownTracks(), now)
 }
 
-func senderReports(downs []*DownTrack, now time.Time) []rtcp.Packet {
+// writeReports sends, as one compound RTCP packet, the sender report of
+// each of downs that has one.
+func writeReports(pc *webrtc.PeerConnection, downs []*DownTrack, now time.Time) {
 	var pkts []rtcp.Packet
 	for _, d := range downs {
 		if sr, ok := d.senderReport(now); ok {
 			pkts = append(pkts, sr)
 		}
 	}
-	return pkts
+	if len(pkts) > 0 {
+		_ = pc.WriteRTCP(pkts)
+	}
 }
 
 // senderReport is the down track's RTCP sender report at now (RFC 3550
