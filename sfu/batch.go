@@ -193,19 +193,35 @@ func (c *batchConn) Dropped() uint64 {
 // WriteToAddrPort queues a copy of b for addr and sends the queue unless
 // a writer pass will (see batchConn); b may be reused at once.
 func (c *batchConn) WriteToAddrPort(b []byte, addr netip.AddrPort) (int, error) {
-	d := c.pool.Get().(*datagram)
+	d := c.newDatagram()
 	d.buf = append(d.buf[:0], b...)
 	d.addr = addr
-	sh := c.shard(addr)
+	if err := c.queue(d); err != nil {
+		return 0, err
+	}
+	return len(b), nil
+}
+
+// newDatagram takes a datagram from the pool, for queue.
+func (c *batchConn) newDatagram() *datagram { return c.pool.Get().(*datagram) }
+
+// putDatagram gives back a datagram that will not be queued.
+func (c *batchConn) putDatagram(d *datagram) { c.pool.Put(d) }
+
+// queue queues d, filled by the caller, for its destination's shard and
+// sends as WriteToAddrPort describes. d belongs to the queue from then on,
+// even when queue fails.
+func (c *batchConn) queue(d *datagram) error {
+	sh := c.shard(d.addr)
 	n, err := sh.enqueue(d)
 	if err != nil {
 		c.pool.Put(d)
-		return 0, err
+		return err
 	}
 	if n >= batchMax || c.held.Load() == 0 {
 		sh.flush(n > batchQueueMax, &c.held)
 	}
-	return len(b), nil
+	return nil
 }
 
 // enqueue appends d and returns the queue's new length.

@@ -89,6 +89,9 @@ type DownTrack struct {
 	priming *primeState
 	primer  *primeState
 	binding atomic.Pointer[binding]
+	// direct, when set, writes past pion once the connection is up
+	// (direct.go); set before the down track is bound.
+	direct  *directOut
 	dropped atomic.Uint64
 	sent    atomic.Uint64
 	resent  atomic.Uint64
@@ -330,7 +333,7 @@ func (d *DownTrack) write(b *binding, p *Packet, out uint16) bool {
 	d.hdr.Extensions = nil
 	d.hdr.Padding = false
 	d.hdr.PaddingSize = 0
-	if _, err := b.w.WriteRTP(&d.hdr, p.payload); err != nil {
+	if !d.writeOut(b, p.payload) {
 		return false
 	}
 	d.octets.Add(uint64(len(p.payload)))
@@ -339,6 +342,18 @@ func (d *DownTrack) write(b *binding, p *Packet, out uint16) bool {
 	}
 	d.pending.bytes += uint64(d.hdr.MarshalSize() + len(p.payload))
 	return true
+}
+
+// writeOut sends d.hdr and payload the direct way when it can, through
+// pion otherwise.
+func (d *DownTrack) writeOut(b *binding, payload []byte) bool {
+	if d.direct != nil {
+		if done, err := d.direct.write(&d.hdr, payload); done {
+			return err == nil
+		}
+	}
+	_, err := b.w.WriteRTP(&d.hdr, payload)
+	return err == nil
 }
 
 // outCounts are a down track's forwarded packets and bytes not yet added

@@ -75,7 +75,7 @@ type peer interface{ Close() error }
 type Engine struct {
 	log     zerolog.Logger
 	api     *webrtc.API // publishers: they send media to the server
-	outAPI  *webrtc.API // subscribers and viewers: they only send
+	out     outTemplate // subscribers and viewers: they only send
 	pullAPI *webrtc.API // pullers: the client side of a relay
 	udpConn *batchConn
 	udpMux  ice.UDPMux
@@ -142,7 +142,7 @@ func NewEngine(cfg Config) (*Engine, error) {
 }
 
 // buildAPI configures the pion APIs: api for publishers (the full
-// interceptor chain), outAPI for peer connections that only send, pullAPI
+// interceptor chain), out for peer connections that only send, pullAPI
 // for this node's own pullers.
 func (e *Engine) buildAPI(lf *loggerFactory, n netPlan, publicIP net.IP) error {
 	// Left to itself, every ICE agent lists the host's interfaces into a
@@ -168,7 +168,7 @@ func (e *Engine) buildAPI(lf *loggerFactory, n netPlan, publicIP net.IP) error {
 	if e.api, err = e.newAPI(lf, shared, newInterceptors); err != nil {
 		return err
 	}
-	if e.outAPI, err = e.newAPI(lf, shared, newOutInterceptors); err != nil {
+	if e.out, err = e.newOutTemplate(lf, shared); err != nil {
 		return err
 	}
 	e.pullAPI, err = e.newAPI(lf, own, newInterceptors)
@@ -187,6 +187,50 @@ func (e *Engine) newAPI(lf *loggerFactory, se webrtc.SettingEngine, chain func(l
 		return nil, fmt.Errorf("sfu: media engine: %w", err)
 	}
 	return webrtc.NewAPI(webrtc.WithSettingEngine(se), webrtc.WithMediaEngine(me), webrtc.WithInterceptorRegistry(reg)), nil
+}
+
+// outTemplate is what every sending peer connection's API is built from:
+// each gets an API of its own whose handshake hooks belong to it
+// (direct.go), around one setting engine, media engine and interceptor
+// registry. pion copies the media engine into every peer connection
+// anyway, so an API per connection costs only its setting engine.
+type outTemplate struct {
+	se  webrtc.SettingEngine
+	me  *webrtc.MediaEngine
+	reg *interceptor.Registry
+}
+
+func (e *Engine) newOutTemplate(lf *loggerFactory, se webrtc.SettingEngine) (outTemplate, error) {
+	reg, err := newOutInterceptors(lf)
+	if err != nil {
+		return outTemplate{}, fmt.Errorf("sfu: interceptors: %w", err)
+	}
+	me, err := newMediaEngine(e.video, e.audio)
+	if err != nil {
+		return outTemplate{}, fmt.Errorf("sfu: media engine: %w", err)
+	}
+	// Only the DTLS server learns the keys direct.go needs, so the engine
+	// answers a client's offer (WHEP) as the server, "passive" (RFC 5763
+	// 5); when it offers, browsers answer "active" and make it the server.
+	if err := se.SetAnsweringDTLSRole(webrtc.DTLSRoleServer); err != nil {
+		return outTemplate{}, fmt.Errorf("sfu: DTLS role: %w", err)
+	}
+	return outTemplate{se: se, me: me, reg: reg}, nil
+}
+
+// newOutPeerConnection builds a sending peer connection whose RTP out
+// will use once the connection is up.
+func (e *Engine) newOutPeerConnection(out *directOut) (*webrtc.PeerConnection, error) {
+	se := e.out.se
+	out.settings(&se)
+	api := webrtc.NewAPI(webrtc.WithSettingEngine(se), webrtc.WithMediaEngine(e.out.me),
+		webrtc.WithInterceptorRegistry(e.out.reg))
+	pc, err := e.newPeerConnection(api)
+	if err != nil {
+		return nil, err
+	}
+	pc.SCTP().Transport().ICETransport().OnSelectedCandidatePairChange(out.onPair)
+	return pc, nil
 }
 
 // settingEngine is pion's configuration for this node's network: on the

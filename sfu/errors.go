@@ -24,3 +24,8 @@ var (
 	// ErrMalformedRTP: a received packet is not valid RTP.
 	ErrMalformedRTP = errors.New("sfu: malformed RTP packet")
 )
+
+// errNoKeys: a sending connection's SRTP keys could not be learned from
+// its DTLS handshake, so it keeps pion's write path (srtpkeys.go). Never
+// returned to callers.
+var errNoKeys = errors.New("sfu: SRTP keys not available")

@@ -133,6 +133,7 @@ func TestForwarding(t *testing.T) {
 		}, waitFor, tick)
 		checkPayloads(t, s)
 		requireShard(t, s.sub, false)
+		requireDirect(t, s.sub.out, true)
 	}
 	st := e.Stats()
 	require.Equal(t, int64(2), st.Tracks)
@@ -356,9 +357,21 @@ func TestICETCPFallback(t *testing.T) {
 		}
 	}, waitFor, tick)
 	requireShard(t, sub, true)
+	requireDirect(t, sub.out, false)
 	require.NoError(t, sub.Close())
 	require.NoError(t, pc.Close())
 	wg.Wait()
+}
+
+// requireDirect checks how a connected subscriber's packets left: sealed
+// into the shared socket's batches over UDP, through pion over ICE-TCP.
+func requireDirect(t *testing.T, o *directOut, direct bool) {
+	t.Helper()
+	if direct {
+		require.Positive(t, o.sent.Load(), "no packet went the direct way")
+	} else {
+		require.Zero(t, o.sent.Load(), "packets went the direct way")
+	}
 }
 
 // requireShard checks where a connected subscriber's down tracks are

@@ -29,6 +29,7 @@ type SubscriberConfig struct {
 type Subscriber struct {
 	e         *Engine
 	pc        *webrtc.PeerConnection
+	out       *directOut
 	cfg       SubscriberConfig
 	log       zerolog.Logger
 	downs     []*DownTrack
@@ -51,11 +52,12 @@ func (e *Engine) NewSubscriber(tracks []*Track, cfg SubscriberConfig) (*Subscrib
 	if e.isClosed() {
 		return nil, none, ErrClosed
 	}
-	pc, err := e.newPeerConnection(e.outAPI)
+	out := newDirectOut(e.udpConn, cfg.Logger)
+	pc, err := e.newOutPeerConnection(out)
 	if err != nil {
 		return nil, none, fmt.Errorf("sfu: new peer connection: %w", err)
 	}
-	s := &Subscriber{e: e, pc: pc, cfg: cfg, log: cfg.Logger}
+	s := &Subscriber{e: e, pc: pc, out: out, cfg: cfg, log: cfg.Logger}
 	if err := e.register(s); err != nil {
 		_ = pc.Close()
 		return nil, none, err
@@ -101,6 +103,7 @@ func (s *Subscriber) addDownTrack(t *Track) error {
 		return fmt.Errorf("%w: %s", ErrUnsupportedCodec, t.codec.MimeType)
 	}
 	d := newDownTrack(t, &s.e.stats, s.log)
+	d.direct = s.out
 	tr, err := s.pc.AddTransceiverFromTrack(d, webrtc.RTPTransceiverInit{
 		Direction: webrtc.RTPTransceiverDirectionSendonly,
 	})
@@ -160,6 +163,7 @@ func (s *Subscriber) attach() {
 		return
 	}
 	s.attached = true
+	s.out.start()
 	sh, own := s.e.shardFor(s.pc)
 	if own {
 		s.ownShard = sh

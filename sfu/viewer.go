@@ -32,6 +32,7 @@ type ViewerConfig struct {
 type Viewer struct {
 	e         *Engine
 	pc        *webrtc.PeerConnection
+	out       *directOut
 	cfg       ViewerConfig
 	log       zerolog.Logger
 	offered   map[webrtc.RTPCodecType]bool
@@ -61,12 +62,13 @@ func (e *Engine) NewViewer(offer webrtc.SessionDescription, cfg ViewerConfig) (*
 	if err != nil {
 		return nil, none, err
 	}
-	pc, err := e.newPeerConnection(e.outAPI)
+	out := newDirectOut(e.udpConn, cfg.Logger)
+	pc, err := e.newOutPeerConnection(out)
 	if err != nil {
 		return nil, none, fmt.Errorf("sfu: new peer connection: %w", err)
 	}
 	v := &Viewer{
-		e: e, pc: pc, cfg: cfg, log: cfg.Logger,
+		e: e, pc: pc, out: out, cfg: cfg, log: cfg.Logger,
 		offered: offered,
 		downs:   map[webrtc.RTPCodecType]*DownTrack{},
 		codecs:  map[webrtc.RTPCodecType][]webrtc.RTPCodecParameters{},
@@ -94,6 +96,7 @@ func (v *Viewer) answer(offer webrtc.SessionDescription, kinds []webrtc.RTPCodec
 	senders := map[webrtc.RTPCodecType]*webrtc.RTPSender{}
 	for _, kind := range kinds {
 		d := newSwitchDownTrack(kind, kind.String(), string(v.cfg.StreamID), &v.e.stats, v.log)
+		d.direct = v.out
 		tr, err := v.pc.AddTransceiverFromTrack(d, webrtc.RTPTransceiverInit{
 			Direction: webrtc.RTPTransceiverDirectionSendonly,
 		})
@@ -215,6 +218,7 @@ func (v *Viewer) attach() {
 		return
 	}
 	v.connected = true
+	v.out.start()
 	sh, own := v.e.shardFor(v.pc)
 	if own {
 		v.ownShard = sh
