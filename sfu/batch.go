@@ -96,11 +96,14 @@ type batchWriter interface {
 // It implements ice.AddrPortReaderWriter so pion's UDP mux keeps its
 // allocation-free netip.AddrPort path.
 type batchConn struct {
-	conn     *net.UDPConn
-	reader   addrPortReader // the socket itself, or a direct one (Linux)
-	shards   []*batchShard
-	pool     sync.Pool
-	held     atomic.Int32 // writer passes under way (hold)
+	conn   *net.UDPConn
+	reader addrPortReader // the socket itself, or a direct one (Linux)
+	shards []*batchShard
+	pool   sync.Pool
+	held   atomic.Int32 // writer passes under way (hold)
+	// tap, set before the first read, sees every datagram read and takes
+	// those it returns true for. Only the socket's one reader calls it.
+	tap      func(b []byte, from netip.AddrPort) bool
 	once     sync.Once
 	closeErr error
 }
@@ -316,13 +319,25 @@ func (u udpReader) ReadFromAddrPort(b []byte) (int, netip.AddrPort, error) {
 	return u.c.ReadFromUDPAddrPort(b)
 }
 
-// ReadFromAddrPort reads from the socket.
+// ReadFromAddrPort reads from the socket the next datagram that tap, if
+// set, does not take (direct.go: the RTCP of subscribing connections).
 func (c *batchConn) ReadFromAddrPort(b []byte) (int, netip.AddrPort, error) {
-	return c.reader.ReadFromAddrPort(b)
+	for {
+		n, addr, err := c.reader.ReadFromAddrPort(b)
+		if err != nil || c.tap == nil || !c.tap(b[:n], addr) {
+			return n, addr, err
+		}
+	}
 }
 
-// ReadFrom passes through to the socket.
-func (c *batchConn) ReadFrom(b []byte) (int, net.Addr, error) { return c.conn.ReadFrom(b) }
+// ReadFrom is ReadFromAddrPort for callers that want a net.Addr.
+func (c *batchConn) ReadFrom(b []byte) (int, net.Addr, error) {
+	n, addr, err := c.ReadFromAddrPort(b)
+	if err != nil {
+		return n, nil, err
+	}
+	return n, net.UDPAddrFromAddrPort(addr), nil
+}
 
 // LocalAddr is the socket's address (a *net.UDPAddr, as pion expects).
 func (c *batchConn) LocalAddr() net.Addr { return c.conn.LocalAddr() }

@@ -1,56 +1,79 @@
 package sfu
 
-// Lock order: directOut.mu is taken by the goroutine writing one of the
-// connection's down tracks (its writer shard) and held while the packet
-// is sealed and queued, so it comes before batchShard.mu (batch.go). The
-// connection's down tracks share one writer shard, so it is uncontended.
+// Lock order: the owner's lock (Subscriber.mu, Viewer.mu) -> directOut.mu
+// -> rtcpTaps.mu, and directOut.mu -> batchShard.sendMu -> batchShard.mu
+// (batch.go). directOut.mu is taken by the writer shard writing one of
+// the connection's down tracks, held while the packet is sealed and
+// queued; the connection's down tracks share one shard, so it is not
+// contended. needReaders is called with no directOut lock held.
 
 import (
+	"errors"
 	"net/netip"
 	"sync"
 	"sync/atomic"
 
+	"github.com/pion/rtcp"
 	"github.com/pion/rtp"
 	"github.com/pion/srtp/v3"
 	"github.com/pion/webrtc/v4"
 	"github.com/rs/zerolog"
 )
 
-// srtpOverhead is room for what sealing adds to a packet: the AES-GCM tag
-// (RFC 7714 7.2) or the HMAC-SHA1-80 tag (RFC 3711 4.2), 16 bytes at most.
-const srtpOverhead = 16
+const (
+	// srtpOverhead is room for what sealing adds to a packet: the AES-GCM
+	// tag (RFC 7714 7.2) or the HMAC-SHA1-80 tag (RFC 3711 4.2), 16 bytes
+	// at most.
+	srtpOverhead = 16
+	// srtcpReplayWindow is the replay window for the RTCP read the direct
+	// way (RFC 3711 3.3.2), as pion's default.
+	srtcpReplayWindow = 64
+)
 
-// directOut is how a sending connection's RTP leaves once its keys are
-// known (srtpkeys.go): each packet is marshalled into a pooled datagram
-// of the shared socket, sealed there in place and queued for the next
-// sendmmsg(2) (batch.go). pion's own path copies it three times and
-// passes the srtp session, its mux and the ICE connection, each with
-// locks of its own; at 100 students that was a quarter of the server's
-// CPU. pion still owns everything else on the connection: ICE (consent
-// checks included, RFC 7675), DTLS, and RTCP both ways, whose SRTCP
-// index and keys are separate from SRTP's (RFC 3711 3.4), so the two
-// never share a counter.
+// directOut carries a sending connection's media past pion's per-packet
+// paths once its keys are known (srtpkeys.go).
 //
-// Until the connection is up, and whenever its selected candidate pair is
-// not on the shared UDP socket (ICE-TCP), write reports false and the
-// down track writes through pion.
+// Out: each RTP packet is marshalled into a pooled datagram of the shared
+// socket, sealed there in place and queued for the next sendmmsg(2)
+// (batch.go). pion's own path copies it three times and passes the srtp
+// session, its mux and the ICE connection, each with locks of its own; at
+// 100 students that was a quarter of the server's CPU.
+//
+// In: the students' RTCP (receiver reports, NACKs, PLIs) is taken off the
+// shared socket by its source address (rtcpTaps), opened and handed to
+// the down tracks on the socket's reader goroutine. Through pion each
+// packet woke four goroutines in turn (ICE, mux, srtcp session, the down
+// track's reader), and each down track kept a reader goroutine.
+//
+// pion still owns everything else on the connection: ICE (consent checks
+// included, RFC 7675), DTLS, and the RTCP the server sends, whose SRTCP
+// index and keys are separate from SRTP's (RFC 3711 3.4). Until the
+// connection is up, and whenever its selected candidate pair is not on
+// the shared UDP socket (ICE-TCP), media goes through pion: write reports
+// false, and needReaders starts the down tracks' RTCP readers.
 type directOut struct {
-	conn *batchConn
-	keys *keyCapture
-	log  zerolog.Logger
+	conn        *batchConn
+	taps        *rtcpTaps
+	keys        *keyCapture
+	log         zerolog.Logger
+	downs       []*DownTrack // set by the owner before start
+	needReaders func()       // set by the owner before start
 	// addr is the selected pair's remote address while that pair is UDP.
 	addr atomic.Pointer[netip.AddrPort]
-	// sent counts the packets written the direct way; only the writer
-	// shard adds to it.
-	sent atomic.Uint64
+	// sent and received count the packets that went the direct way.
+	sent, received atomic.Uint64
 
-	mu  sync.Mutex
-	ctx *srtp.Context // nil until start found the keys
-	hdr rtp.Header    // the sealing call's scratch
+	mu     sync.Mutex
+	ctx    *srtp.Context // sealing; nil until start found the keys
+	in     *srtp.Context // opening; used only by the socket's reader
+	hdr    rtp.Header    // the sealing call's scratch
+	inHdr  rtcp.Header   // the opening call's scratch (reader only)
+	tapped netip.AddrPort
+	closed bool
 }
 
-func newDirectOut(conn *batchConn, log zerolog.Logger) *directOut {
-	return &directOut{conn: conn, keys: &keyCapture{}, log: log}
+func newDirectOut(conn *batchConn, taps *rtcpTaps, log zerolog.Logger) *directOut {
+	return &directOut{conn: conn, taps: taps, keys: &keyCapture{}, log: log, needReaders: func() {}}
 }
 
 // settings are the SettingEngine hooks through which the handshake hands
@@ -60,33 +83,69 @@ func (o *directOut) settings(se *webrtc.SettingEngine) {
 	se.SetDTLSServerHelloMessageHook(o.keys.serverHello)
 }
 
-// start is called once the connection is up: from then on packets go the
-// direct way if the keys are known.
-func (o *directOut) start() {
-	ctx, err := o.keys.outContext()
+// start is called once the connection is up, under the owner's lock. It
+// reports whether RTCP now comes the direct way; if not, the owner starts
+// the RTCP readers.
+func (o *directOut) start() bool {
+	out, in, err := o.keys.contexts(srtp.SRTCPReplayProtection(srtcpReplayWindow))
 	if err != nil {
-		o.log.Debug().Err(err).Msg("RTP goes through pion")
-		return
+		o.log.Debug().Err(err).Msg("media goes through pion")
+		return false
 	}
 	o.mu.Lock()
-	o.ctx = ctx
-	o.mu.Unlock()
+	defer o.mu.Unlock()
+	if o.closed {
+		return false
+	}
+	o.ctx, o.in = out, in
+	return o.retapLocked()
 }
 
 // onPair follows the ICE agent's choice of candidate pair: only a UDP
 // pair shares the socket the datagrams are queued on.
 func (o *directOut) onPair(p *webrtc.ICECandidatePair) {
-	if p == nil || p.Local == nil || p.Remote == nil || p.Local.Protocol != webrtc.ICEProtocolUDP {
-		o.addr.Store(nil)
-		return
+	var ap *netip.AddrPort
+	if p != nil && p.Local != nil && p.Remote != nil && p.Local.Protocol == webrtc.ICEProtocolUDP {
+		if a, err := netip.ParseAddr(p.Remote.Address); err == nil {
+			v := netip.AddrPortFrom(a.Unmap(), p.Remote.Port)
+			ap = &v
+		}
 	}
-	a, err := netip.ParseAddr(p.Remote.Address)
-	if err != nil {
-		o.addr.Store(nil)
-		return
+	o.mu.Lock()
+	o.addr.Store(ap)
+	tapped := true
+	if o.in != nil {
+		tapped = o.retapLocked()
 	}
-	ap := netip.AddrPortFrom(a.Unmap(), p.Remote.Port)
-	o.addr.Store(&ap)
+	o.mu.Unlock()
+	if !tapped {
+		o.needReaders()
+	}
+}
+
+// retapLocked files the connection under its current address with the
+// socket's reader, and reports whether it is filed.
+func (o *directOut) retapLocked() bool {
+	ap := o.addr.Load()
+	if o.tapped.IsValid() {
+		o.taps.remove(o.tapped, o)
+		o.tapped = netip.AddrPort{}
+	}
+	if ap == nil || o.closed {
+		return false
+	}
+	o.taps.add(*ap, o)
+	o.tapped = *ap
+	return true
+}
+
+// close stops the direct way in; writes stop with the down tracks.
+func (o *directOut) close() {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	o.closed = true
+	o.addr.Store(nil)
+	o.retapLocked()
 }
 
 // write seals the packet h and payload describe and queues it. It reports
@@ -126,4 +185,75 @@ func (o *directOut) write(h *rtp.Header, payload []byte) (bool, error) {
 	}
 	o.sent.Add(1)
 	return true, nil
+}
+
+// receive opens one SRTCP packet from the connection's address into buf
+// and hands it to the down tracks. It reports false, leaving the packet to
+// pion, when it does not authenticate with the connection's keys: it may
+// be an older connection's from the same address.
+func (o *directOut) receive(b, buf []byte) bool {
+	plain, err := o.in.DecryptRTCP(buf[:0], b, &o.inHdr)
+	if errors.Is(err, srtp.ErrFailedToVerifyAuthTag) {
+		return false
+	}
+	if err != nil {
+		return true // a replay or a runt: dropped, as pion would
+	}
+	pkts, err := rtcp.Unmarshal(plain)
+	if err != nil {
+		return true
+	}
+	o.received.Add(1)
+	for _, d := range o.downs {
+		d.handleRTCP(pkts)
+	}
+	return true
+}
+
+// rtcpTaps files sending connections by remote address for the shared
+// socket's reader, which hands each its RTCP (directOut.receive).
+type rtcpTaps struct {
+	mu   sync.RWMutex
+	m    map[netip.AddrPort]*directOut
+	bufs sync.Pool
+}
+
+func (t *rtcpTaps) add(ap netip.AddrPort, o *directOut) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.m == nil {
+		t.m = map[netip.AddrPort]*directOut{}
+	}
+	t.m[ap] = o
+}
+
+func (t *rtcpTaps) remove(ap netip.AddrPort, o *directOut) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.m[ap] == o {
+		delete(t.m, ap)
+	}
+}
+
+// tap takes b if it is RTCP from a filed connection. RTP and RTCP are
+// told apart from DTLS and STUN by the first byte (RFC 7983 7) and from
+// each other by the second: RTCP packet types 192-223 (RFC 5761 4).
+func (t *rtcpTaps) tap(b []byte, from netip.AddrPort) bool {
+	if len(b) < 8 || b[0] < 128 || b[0] > 191 || b[1] < 192 || b[1] > 223 {
+		return false
+	}
+	from = netip.AddrPortFrom(from.Addr().Unmap(), from.Port())
+	t.mu.RLock()
+	o := t.m[from]
+	t.mu.RUnlock()
+	if o == nil {
+		return false
+	}
+	buf, _ := t.bufs.Get().(*[]byte)
+	if buf == nil {
+		b := make([]byte, datagramCap)
+		buf = &b
+	}
+	defer t.bufs.Put(buf)
+	return o.receive(b, *buf)
 }

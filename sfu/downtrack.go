@@ -436,8 +436,9 @@ func (d *DownTrack) queueNACK(n *rtcp.TransportLayerNack) {
 	}
 }
 
-// readRTCP reads the subscriber's RTCP for this down track until the
-// sender stops. Reading also drives pion's RTCP interceptors.
+// readRTCP reads the subscriber's RTCP for this down track through pion
+// until the sender stops, while it does not come the direct way
+// (direct.go).
 func (d *DownTrack) readRTCP(sender *webrtc.RTPSender) {
 	buf := make([]byte, 1500)
 	for {

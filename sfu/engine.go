@@ -76,6 +76,7 @@ type Engine struct {
 	log     zerolog.Logger
 	api     *webrtc.API // publishers: they send media to the server
 	out     outTemplate // subscribers and viewers: they only send
+	taps    rtcpTaps    // their RTCP, read past pion (direct.go)
 	pullAPI *webrtc.API // pullers: the client side of a relay
 	udpConn *batchConn
 	udpMux  ice.UDPMux
@@ -120,6 +121,7 @@ func NewEngine(cfg Config) (*Engine, error) {
 	// Every subscriber's packets leave through this one socket; batching
 	// them into sendmmsg(2) calls saves a system call per packet.
 	e.udpConn = newBatchConn(udp)
+	e.udpConn.tap = e.taps.tap
 	e.udpMux = webrtc.NewICEUDPMux(lf.NewLogger("udpmux"), e.udpConn)
 	if cfg.TCPPort >= 0 {
 		tcp, err := net.ListenTCP(n.tcpNet, &net.TCPAddr{IP: n.bind, Port: cfg.TCPPort})

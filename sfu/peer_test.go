@@ -133,7 +133,7 @@ func TestForwarding(t *testing.T) {
 		}, waitFor, tick)
 		checkPayloads(t, s)
 		requireShard(t, s.sub, false)
-		requireDirect(t, s.sub.out, true)
+		requireDirect(t, s.sub.out, subReading(s.sub), true)
 	}
 	st := e.Stats()
 	require.Equal(t, int64(2), st.Tracks)
@@ -224,6 +224,7 @@ func TestPLIMergedToPublisher(t *testing.T) {
 	require.NoError(t, s.pc.WriteRTCP([]rtcp.Packet{&rtcp.FullIntraRequest{MediaSSRC: ssrc,
 		FIR: []rtcp.FIREntry{{SSRC: ssrc, SequenceNumber: 1}}}}))
 	require.Eventually(t, func() bool { return tp.plis.Load() == 2 }, waitFor, tick)
+	require.Positive(t, s.sub.out.received.Load(), "RTCP did not come the direct way")
 }
 
 // TestNACKServedFromBuffer: a subscriber NACKs a packet it has; the SFU
@@ -255,6 +256,7 @@ func TestNACKServedFromBuffer(t *testing.T) {
 		return n == 2
 	}, waitFor, tick)
 	require.Equal(t, uint64(1), e.Stats().NACKsServed)
+	require.Positive(t, s.sub.out.received.Load(), "RTCP did not come the direct way")
 }
 
 // TestCloseEndsEverything: closing the publisher ends its tracks and
@@ -357,21 +359,31 @@ func TestICETCPFallback(t *testing.T) {
 		}
 	}, waitFor, tick)
 	requireShard(t, sub, true)
-	requireDirect(t, sub.out, false)
+	requireDirect(t, sub.out, subReading(sub), false)
 	require.NoError(t, sub.Close())
 	require.NoError(t, pc.Close())
 	wg.Wait()
 }
 
-// requireDirect checks how a connected subscriber's packets left: sealed
-// into the shared socket's batches over UDP, through pion over ICE-TCP.
-func requireDirect(t *testing.T, o *directOut, direct bool) {
+// requireDirect checks how a connected subscriber's media goes: sealed
+// into the shared socket's batches over UDP, with its RTCP taken off the
+// socket and no RTCP reader running; through pion over ICE-TCP, where the
+// readers run.
+func requireDirect(t *testing.T, o *directOut, reading, direct bool) {
 	t.Helper()
 	if direct {
 		require.Positive(t, o.sent.Load(), "no packet went the direct way")
+		require.False(t, reading, "RTCP readers run")
 	} else {
 		require.Zero(t, o.sent.Load(), "packets went the direct way")
+		require.True(t, reading, "no RTCP reader runs")
 	}
+}
+
+func subReading(s *Subscriber) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.reading
 }
 
 // requireShard checks where a connected subscriber's down tracks are

@@ -75,37 +75,49 @@ func (k *keyCapture) serverHello(m handshake.MessageServerHello) handshake.Messa
 	return &m
 }
 
-// outContext returns the SRTP context this side (the DTLS server) sends
-// with, once the handshake is complete.
-func (k *keyCapture) outContext() (*srtp.Context, error) {
+// contexts returns the SRTP contexts this side (the DTLS server) seals
+// RTP and opens RTCP with, once the handshake is complete; inOpts are
+// options of the opening one.
+func (k *keyCapture) contexts(inOpts ...srtp.ContextOption) (out, in *srtp.Context, err error) {
 	k.mu.Lock()
 	defer k.mu.Unlock()
+	profile, err := k.profileLocked()
+	if err != nil {
+		return nil, nil, err
+	}
+	cfg := srtp.Config{Profile: profile}
+	if err := cfg.ExtractSessionKeysFromDTLS(k, false); err != nil {
+		return nil, nil, fmt.Errorf("%w: %v", errNoKeys, err)
+	}
+	if out, err = srtp.CreateContext(cfg.Keys.LocalMasterKey, cfg.Keys.LocalMasterSalt, profile); err != nil {
+		return nil, nil, err
+	}
+	in, err = srtp.CreateContext(cfg.Keys.RemoteMasterKey, cfg.Keys.RemoteMasterSalt, profile, inOpts...)
+	return out, in, err
+}
+
+// profileLocked checks that the keys can be derived and returns the SRTP
+// profile they are for.
+func (k *keyCapture) profileLocked() (srtp.ProtectionProfile, error) {
 	if k.masterSecret == nil || k.serverRandom == nil {
-		return nil, fmt.Errorf("%w: handshake not seen as the server", errNoKeys)
+		return 0, fmt.Errorf("%w: handshake not seen as the server", errNoKeys)
 	}
 	// Every DTLS 1.2 cipher suite pion offers with certificates derives
 	// with the SHA-256 PRF; the two AES-GCM ones are what browsers pick.
 	if k.suite != uint16(dtls.TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256) &&
 		k.suite != uint16(dtls.TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256) {
-		return nil, fmt.Errorf("%w: cipher suite %#04x", errNoKeys, k.suite)
+		return 0, fmt.Errorf("%w: cipher suite %#04x", errNoKeys, k.suite)
 	}
 	if k.mki {
-		return nil, fmt.Errorf("%w: master key identifier", errNoKeys)
+		return 0, fmt.Errorf("%w: master key identifier", errNoKeys)
 	}
-	var profile srtp.ProtectionProfile
 	switch k.profile {
 	case dtls.SRTP_AEAD_AES_128_GCM:
-		profile = srtp.ProtectionProfileAeadAes128Gcm
+		return srtp.ProtectionProfileAeadAes128Gcm, nil
 	case dtls.SRTP_AES128_CM_HMAC_SHA1_80:
-		profile = srtp.ProtectionProfileAes128CmHmacSha1_80
-	default:
-		return nil, fmt.Errorf("%w: SRTP profile %#04x", errNoKeys, uint16(k.profile))
+		return srtp.ProtectionProfileAes128CmHmacSha1_80, nil
 	}
-	cfg := srtp.Config{Profile: profile}
-	if err := cfg.ExtractSessionKeysFromDTLS(k, false); err != nil {
-		return nil, fmt.Errorf("%w: %v", errNoKeys, err)
-	}
-	return srtp.CreateContext(cfg.Keys.LocalMasterKey, cfg.Keys.LocalMasterSalt, profile)
+	return 0, fmt.Errorf("%w: SRTP profile %#04x", errNoKeys, uint16(k.profile))
 }
 
 // ExportKeyingMaterial is the TLS 1.2 exporter (RFC 5705 4) without a

@@ -7,6 +7,7 @@ import (
 
 	"github.com/pion/dtls/v3"
 	"github.com/pion/dtls/v3/pkg/crypto/selfsign"
+	"github.com/pion/rtcp"
 	"github.com/pion/rtp"
 	"github.com/pion/srtp/v3"
 	"github.com/stretchr/testify/require"
@@ -53,9 +54,10 @@ func dtlsHandshake(t *testing.T, kc *keyCapture, suite dtls.CipherSuiteID, profi
 	return server, client
 }
 
-// TestKeyCaptureMatchesTheHandshake: packets sealed with the keys learned
-// from the hooks open with the keys the client derives through pion's own
-// exporter, for both SRTP profiles the engine offers.
+// TestKeyCaptureMatchesTheHandshake: the keys learned from the hooks are
+// those the client derives through pion's own exporter, both ways and for
+// both SRTP profiles the engine offers: RTP the server seals opens at the
+// client, RTCP the client seals opens at the server.
 func TestKeyCaptureMatchesTheHandshake(t *testing.T) {
 	t.Parallel()
 	cases := []struct {
@@ -71,13 +73,24 @@ func TestKeyCaptureMatchesTheHandshake(t *testing.T) {
 			t.Parallel()
 			kc := &keyCapture{}
 			_, client := dtlsHandshake(t, kc, dtls.TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256, c.profile)
-			out, err := kc.outContext()
+			out, in, err := kc.contexts()
 			require.NoError(t, err)
 
 			cfg := srtp.Config{Profile: c.srtp}
 			require.NoError(t, cfg.ExtractSessionKeysFromDTLS(&client, true))
-			in, err := srtp.CreateContext(cfg.Keys.RemoteMasterKey, cfg.Keys.RemoteMasterSalt, c.srtp)
+			clientIn, err := srtp.CreateContext(cfg.Keys.RemoteMasterKey, cfg.Keys.RemoteMasterSalt, c.srtp)
 			require.NoError(t, err)
+			clientOut, err := srtp.CreateContext(cfg.Keys.LocalMasterKey, cfg.Keys.LocalMasterSalt, c.srtp)
+			require.NoError(t, err)
+
+			// The client's RTCP opens with the server's opening keys.
+			rr, err := (&rtcp.ReceiverReport{SSRC: 9}).Marshal()
+			require.NoError(t, err)
+			sealedRR, err := clientOut.EncryptRTCP(nil, rr, nil)
+			require.NoError(t, err)
+			openedRR, err := in.DecryptRTCP(nil, sealedRR, nil)
+			require.NoError(t, err)
+			require.Equal(t, rr, openedRR)
 
 			for seq := uint16(65530); seq != 5; seq++ { // across a rollover
 				pkt := rtp.Packet{
@@ -89,7 +102,7 @@ func TestKeyCaptureMatchesTheHandshake(t *testing.T) {
 				sealed, err := out.EncryptRTP(nil, raw, nil)
 				require.NoError(t, err)
 				require.NotEqual(t, raw, sealed[:len(raw)], "payload not encrypted")
-				opened, err := in.DecryptRTP(nil, sealed, nil)
+				opened, err := clientIn.DecryptRTP(nil, sealed, nil)
 				require.NoError(t, err, "seq %d", seq)
 				require.Equal(t, raw, opened)
 			}
@@ -102,13 +115,13 @@ func TestKeyCaptureMatchesTheHandshake(t *testing.T) {
 func TestKeyCaptureRefuses(t *testing.T) {
 	t.Parallel()
 	t.Run("nothing seen", func(t *testing.T) {
-		_, err := (&keyCapture{}).outContext()
+		_, _, err := (&keyCapture{}).contexts()
 		require.ErrorIs(t, err, errNoKeys)
 	})
 	t.Run("other cipher suite", func(t *testing.T) {
 		kc := &keyCapture{}
 		dtlsHandshake(t, kc, dtls.TLS_ECDHE_ECDSA_WITH_AES_256_CBC_SHA, dtls.SRTP_AEAD_AES_128_GCM)
-		_, err := kc.outContext()
+		_, _, err := kc.contexts()
 		require.ErrorIs(t, err, errNoKeys)
 	})
 	t.Run("key log garbage", func(t *testing.T) {
@@ -118,7 +131,7 @@ func TestKeyCaptureRefuses(t *testing.T) {
 			require.NoError(t, err)
 			require.Equal(t, len(line), n)
 		}
-		_, err := kc.outContext()
+		_, _, err := kc.contexts()
 		require.ErrorIs(t, err, errNoKeys)
 	})
 }

@@ -33,6 +33,7 @@ type Subscriber struct {
 	cfg       SubscriberConfig
 	log       zerolog.Logger
 	downs     []*DownTrack
+	senders   []*webrtc.RTPSender
 	described atomic.Bool
 	closeOnce sync.Once
 	wg        sync.WaitGroup
@@ -40,6 +41,7 @@ type Subscriber struct {
 	mu       sync.Mutex
 	closed   bool
 	attached bool
+	reading  bool         // the down tracks' RTCP readers run
 	ownShard *writerShard // the down tracks' own writer over ICE-TCP
 }
 
@@ -52,12 +54,13 @@ func (e *Engine) NewSubscriber(tracks []*Track, cfg SubscriberConfig) (*Subscrib
 	if e.isClosed() {
 		return nil, none, ErrClosed
 	}
-	out := newDirectOut(e.udpConn, cfg.Logger)
+	out := newDirectOut(e.udpConn, &e.taps, cfg.Logger)
 	pc, err := e.newOutPeerConnection(out)
 	if err != nil {
 		return nil, none, fmt.Errorf("sfu: new peer connection: %w", err)
 	}
 	s := &Subscriber{e: e, pc: pc, out: out, cfg: cfg, log: cfg.Logger}
+	out.needReaders = s.startReaders
 	if err := e.register(s); err != nil {
 		_ = pc.Close()
 		return nil, none, err
@@ -116,10 +119,29 @@ func (s *Subscriber) addDownTrack(t *Track) error {
 		return fmt.Errorf("%w: %v", ErrUnsupportedCodec, err)
 	}
 	s.downs = append(s.downs, d)
-	sender := tr.Sender()
-	s.wg.Add(1)
-	go func() { defer s.wg.Done(); d.readRTCP(sender) }()
+	s.senders = append(s.senders, tr.Sender())
+	s.out.downs = s.downs
 	return nil
+}
+
+// startReaders reads the down tracks' RTCP through pion, for as long as
+// it does not come the direct way (direct.go).
+func (s *Subscriber) startReaders() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.startReadersLocked()
+}
+
+func (s *Subscriber) startReadersLocked() {
+	if s.closed || s.reading {
+		return
+	}
+	s.reading = true
+	for i, d := range s.downs {
+		sender := s.senders[i]
+		s.wg.Add(1)
+		go func() { defer s.wg.Done(); d.readRTCP(sender) }()
+	}
 }
 
 // DownTracks returns the subscriber's down tracks, one per forwarded track.
@@ -163,7 +185,9 @@ func (s *Subscriber) attach() {
 		return
 	}
 	s.attached = true
-	s.out.start()
+	if !s.out.start() {
+		s.startReadersLocked()
+	}
 	sh, own := s.e.shardFor(s.pc)
 	if own {
 		s.ownShard = sh
@@ -193,6 +217,7 @@ func (s *Subscriber) close(remote bool) error {
 	s.mu.Lock()
 	s.closed = true
 	s.mu.Unlock()
+	s.out.close()
 	for _, d := range s.downs {
 		d.track.RemoveSink(d)
 		d.stop()

@@ -38,6 +38,7 @@ type Viewer struct {
 	offered   map[webrtc.RTPCodecType]bool
 	downs     map[webrtc.RTPCodecType]*DownTrack
 	codecs    map[webrtc.RTPCodecType][]webrtc.RTPCodecParameters
+	senders   map[webrtc.RTPCodecType]*webrtc.RTPSender
 	closeOnce sync.Once
 	wg        sync.WaitGroup
 
@@ -45,6 +46,7 @@ type Viewer struct {
 	closed    bool
 	connected bool
 	want      map[webrtc.RTPCodecType]*Track
+	reading   bool         // the down tracks' RTCP readers run
 	ownShard  *writerShard // the down tracks' own writer over ICE-TCP
 }
 
@@ -62,7 +64,7 @@ func (e *Engine) NewViewer(offer webrtc.SessionDescription, cfg ViewerConfig) (*
 	if err != nil {
 		return nil, none, err
 	}
-	out := newDirectOut(e.udpConn, cfg.Logger)
+	out := newDirectOut(e.udpConn, &e.taps, cfg.Logger)
 	pc, err := e.newOutPeerConnection(out)
 	if err != nil {
 		return nil, none, fmt.Errorf("sfu: new peer connection: %w", err)
@@ -72,8 +74,10 @@ func (e *Engine) NewViewer(offer webrtc.SessionDescription, cfg ViewerConfig) (*
 		offered: offered,
 		downs:   map[webrtc.RTPCodecType]*DownTrack{},
 		codecs:  map[webrtc.RTPCodecType][]webrtc.RTPCodecParameters{},
+		senders: map[webrtc.RTPCodecType]*webrtc.RTPSender{},
 		want:    map[webrtc.RTPCodecType]*Track{},
 	}
+	out.needReaders = v.startReaders
 	if err := e.register(v); err != nil {
 		_ = pc.Close()
 		return nil, none, err
@@ -105,9 +109,8 @@ func (v *Viewer) answer(offer webrtc.SessionDescription, kinds []webrtc.RTPCodec
 		}
 		v.downs[kind] = d
 		senders[kind] = tr.Sender()
-		sender := tr.Sender()
-		v.wg.Add(1)
-		go func() { defer v.wg.Done(); d.readRTCP(sender) }()
+		v.senders[kind] = tr.Sender()
+		v.out.downs = append(v.out.downs, d)
 	}
 	if err := v.pc.SetRemoteDescription(offer); err != nil {
 		return none, fmt.Errorf("%w: %v", ErrBadSDP, err)
@@ -218,7 +221,9 @@ func (v *Viewer) attach() {
 		return
 	}
 	v.connected = true
-	v.out.start()
+	if !v.out.start() {
+		v.startReadersLocked()
+	}
 	sh, own := v.e.shardFor(v.pc)
 	if own {
 		v.ownShard = sh
@@ -226,6 +231,26 @@ func (v *Viewer) attach() {
 	for kind, d := range v.downs {
 		d.setShard(sh)
 		d.setSource(v.want[kind])
+	}
+}
+
+// startReaders reads the down tracks' RTCP through pion, for as long as
+// it does not come the direct way (direct.go).
+func (v *Viewer) startReaders() {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	v.startReadersLocked()
+}
+
+func (v *Viewer) startReadersLocked() {
+	if v.closed || v.reading {
+		return
+	}
+	v.reading = true
+	for kind, d := range v.downs {
+		sender := v.senders[kind]
+		v.wg.Add(1)
+		go func() { defer v.wg.Done(); d.readRTCP(sender) }()
 	}
 }
 
@@ -245,6 +270,7 @@ func (v *Viewer) close(remote bool) error {
 		d.stop()
 	}
 	v.mu.Unlock()
+	v.out.close()
 	err := v.pc.Close() // stops the senders: the RTCP readers return
 	v.wg.Wait()
 	if v.ownShard != nil {

@@ -141,7 +141,10 @@ func TestViewerSwitchesSources(t *testing.T) {
 	require.True(t, IsKeyframe(webrtc.MimeTypeVP8, video[0].Payload), "first packet is a keyframe")
 	sw := switchPoint(t, video)
 	require.True(t, IsKeyframe(webrtc.MimeTypeVP8, video[sw].Payload), "first packet after the switch is a keyframe")
-	requireDirect(t, tv.v.out, true)
+	tv.v.mu.Lock()
+	reading := tv.v.reading
+	tv.v.mu.Unlock()
+	requireDirect(t, tv.v.out, reading, true)
 
 	// Detached: nothing more arrives while B keeps sending.
 	require.NoError(t, tv.v.SetSource(webrtc.RTPCodecTypeVideo, nil))
