@@ -47,6 +47,11 @@ func TestBrowserClass(t *testing.T) {
 	for _, st := range []*tab{ada, bob} {
 		st.waitVideoPlaying(t)
 	}
+	// Chromium's subscriptions are sealed and sent the direct way
+	// (sfu/direct.go), not through pion's per-packet path.
+	n := &node{server: srv, name: "server"}
+	require.GreaterOrEqual(t, metric(t, n, "lectern_subscribers_direct"), 2.0)
+	require.Equal(t, metric(t, n, "lectern_subscribers"), metric(t, n, "lectern_subscribers_direct"))
 
 	const msg = "hello from Ada"
 	ada.do(t, "send chat",

@@ -51,9 +51,15 @@ func (c *certSource) get(now time.Time) ([]webrtc.Certificate, error) {
 // newPeerConnection makes a peer connection of api with the engine's
 // certificate.
 func (e *Engine) newPeerConnection(api *webrtc.API) (*webrtc.PeerConnection, error) {
+	return e.newPeerConnectionWith(api, webrtc.Configuration{})
+}
+
+// newPeerConnectionWith is newPeerConnection with more of cfg set.
+func (e *Engine) newPeerConnectionWith(api *webrtc.API, cfg webrtc.Configuration) (*webrtc.PeerConnection, error) {
 	certs, err := e.certs.get(time.Now())
 	if err != nil {
 		return nil, err
 	}
-	return api.NewPeerConnection(webrtc.Configuration{Certificates: certs})
+	cfg.Certificates = certs
+	return api.NewPeerConnection(cfg)
 }

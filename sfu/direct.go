@@ -47,24 +47,36 @@ const (
 //
 // pion still owns everything else on the connection: ICE (consent checks
 // included, RFC 7675), DTLS, and the RTCP the server sends, whose SRTCP
-// index and keys are separate from SRTP's (RFC 3711 3.4). Until the
-// connection is up, and whenever its selected candidate pair is not on
-// the shared UDP socket (ICE-TCP), media goes through pion: write reports
-// false, and needReaders starts the down tracks' RTCP readers.
+// index and keys are separate from SRTP's (RFC 3711 3.4).
+//
+// Which way RTP goes is decided once, when the connection is up (start),
+// and never changes: two SRTP contexts sealing one SSRC would each keep
+// their own rollover counter (RFC 3711 3.3.1), and a stale one makes the
+// receiver reject the stream and, with AES-GCM, repeats nonces (RFC 7714
+// 8.3). A connection whose selected pair is then not on the shared UDP
+// socket (ICE-TCP), or whose keys are unknown, stays on pion's way, with
+// the down tracks' RTCP readers (needReaders). A direct connection whose
+// pair later leaves UDP is closed (lost), and so its client reconnects.
 type directOut struct {
 	conn        *batchConn
 	taps        *rtcpTaps
+	stats       *counters
 	keys        *keyCapture
 	log         zerolog.Logger
-	downs       []*DownTrack // set by the owner before start
-	needReaders func()       // set by the owner before start
+	ice         *webrtc.ICETransport // set by newOutPeerConnection
+	downs       []*DownTrack         // set by the owner before start
+	needReaders func()               // set by the owner before start
+	lost        func()               // set by the owner before start
 	// addr is the selected pair's remote address while that pair is UDP.
 	addr atomic.Pointer[netip.AddrPort]
-	// sent and received count the packets that went the direct way.
-	sent, received atomic.Uint64
+	// direct: RTP goes the direct way, for good (start).
+	direct atomic.Bool
+	// sent and received count the packets that went the direct way;
+	// dropped those written once the direct way had no address.
+	sent, received, dropped atomic.Uint64
 
 	mu     sync.Mutex
-	ctx    *srtp.Context // sealing; nil until start found the keys
+	ctx    *srtp.Context // sealing, set with direct
 	in     *srtp.Context // opening; used only by the socket's reader
 	hdr    rtp.Header    // the sealing call's scratch
 	inHdr  rtcp.Header   // the opening call's scratch (reader only)
@@ -72,8 +84,9 @@ type directOut struct {
 	closed bool
 }
 
-func newDirectOut(conn *batchConn, taps *rtcpTaps, log zerolog.Logger) *directOut {
-	return &directOut{conn: conn, taps: taps, keys: &keyCapture{}, log: log, needReaders: func() {}}
+func newDirectOut(conn *batchConn, taps *rtcpTaps, stats *counters, log zerolog.Logger) *directOut {
+	return &directOut{conn: conn, taps: taps, stats: stats, keys: &keyCapture{}, log: log,
+		needReaders: func() {}, lost: func() {}}
 }
 
 // settings are the SettingEngine hooks through which the handshake hands
@@ -83,10 +96,15 @@ func (o *directOut) settings(se *webrtc.SettingEngine) {
 	se.SetDTLSServerHelloMessageHook(o.keys.serverHello)
 }
 
-// start is called once the connection is up, under the owner's lock. It
-// reports whether RTCP now comes the direct way; if not, the owner starts
-// the RTCP readers.
+// start decides, once the connection is up and under the owner's lock,
+// which way its media goes. It reports whether RTCP now comes the direct
+// way; if not, the owner starts the RTCP readers.
 func (o *directOut) start() bool {
+	// The pair is read here rather than left to onPair, whose callback
+	// may come after the connection's state change.
+	if p, err := o.ice.GetSelectedCandidatePair(); err == nil {
+		o.addr.Store(udpAddr(p))
+	}
 	out, in, err := o.keys.contexts(srtp.SRTCPReplayProtection(srtcpReplayWindow))
 	if err != nil {
 		o.log.Debug().Err(err).Msg("media goes through pion")
@@ -94,32 +112,44 @@ func (o *directOut) start() bool {
 	}
 	o.mu.Lock()
 	defer o.mu.Unlock()
-	if o.closed {
+	if o.closed || o.addr.Load() == nil {
 		return false
 	}
 	o.ctx, o.in = out, in
+	o.direct.Store(true)
+	o.stats.direct.Add(1)
 	return o.retapLocked()
+}
+
+// udpAddr is p's remote address if p is a UDP pair, else nil.
+func udpAddr(p *webrtc.ICECandidatePair) *netip.AddrPort {
+	if p == nil || p.Local == nil || p.Remote == nil || p.Local.Protocol != webrtc.ICEProtocolUDP {
+		return nil
+	}
+	a, err := netip.ParseAddr(p.Remote.Address)
+	if err != nil {
+		return nil
+	}
+	ap := netip.AddrPortFrom(a.Unmap(), p.Remote.Port)
+	return &ap
 }
 
 // onPair follows the ICE agent's choice of candidate pair: only a UDP
 // pair shares the socket the datagrams are queued on.
 func (o *directOut) onPair(p *webrtc.ICECandidatePair) {
-	var ap *netip.AddrPort
-	if p != nil && p.Local != nil && p.Remote != nil && p.Local.Protocol == webrtc.ICEProtocolUDP {
-		if a, err := netip.ParseAddr(p.Remote.Address); err == nil {
-			v := netip.AddrPortFrom(a.Unmap(), p.Remote.Port)
-			ap = &v
-		}
-	}
+	ap := udpAddr(p)
 	o.mu.Lock()
-	o.addr.Store(ap)
-	tapped := true
-	if o.in != nil {
-		tapped = o.retapLocked()
+	if o.closed {
+		o.mu.Unlock()
+		return
 	}
+	o.addr.Store(ap)
+	lost := o.direct.Load() && !o.retapLocked()
 	o.mu.Unlock()
-	if !tapped {
+	if lost {
+		o.log.Warn().Msg("selected ICE pair left UDP: connection closed")
 		o.needReaders()
+		o.lost()
 	}
 }
 
@@ -139,27 +169,33 @@ func (o *directOut) retapLocked() bool {
 	return true
 }
 
-// close stops the direct way in; writes stop with the down tracks.
+// close stops the direct way both ways at once, before the connection's
+// down tracks stop: nothing is sealed after it (RFC 7675 5.1).
 func (o *directOut) close() {
 	o.mu.Lock()
 	defer o.mu.Unlock()
+	if !o.closed && o.direct.Load() {
+		o.stats.direct.Add(-1)
+	}
 	o.closed = true
 	o.addr.Store(nil)
+	o.ctx = nil
 	o.retapLocked()
 }
 
 // write seals the packet h and payload describe and queues it. It reports
-// false, having done nothing, when the packet must go through pion; err
-// is set when the packet was dropped.
+// false, having done nothing, when the packet goes through pion; err is
+// set when the packet was dropped.
 func (o *directOut) write(h *rtp.Header, payload []byte) (bool, error) {
-	addr := o.addr.Load()
-	if addr == nil {
+	if !o.direct.Load() {
 		return false, nil
 	}
 	o.mu.Lock()
 	defer o.mu.Unlock()
-	if o.ctx == nil {
-		return false, nil
+	addr := o.addr.Load()
+	if addr == nil || o.ctx == nil {
+		o.dropped.Add(1)
+		return true, errNoPath
 	}
 	d := o.conn.newDatagram()
 	n := h.MarshalSize()

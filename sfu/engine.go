@@ -211,27 +211,35 @@ func (e *Engine) newOutTemplate(lf *loggerFactory, se webrtc.SettingEngine) (out
 	if err != nil {
 		return outTemplate{}, fmt.Errorf("sfu: media engine: %w", err)
 	}
-	// Only the DTLS server learns the keys direct.go needs, so the engine
-	// answers a client's offer (WHEP) as the server, "passive" (RFC 5763
-	// 5); when it offers, browsers answer "active" and make it the server.
-	if err := se.SetAnsweringDTLSRole(webrtc.DTLSRoleServer); err != nil {
-		return outTemplate{}, fmt.Errorf("sfu: DTLS role: %w", err)
-	}
 	return outTemplate{se: se, me: me, reg: reg}, nil
 }
 
-// newOutPeerConnection builds a sending peer connection whose RTP out
-// will use once the connection is up.
-func (e *Engine) newOutPeerConnection(out *directOut) (*webrtc.PeerConnection, error) {
+// newOutPeerConnection builds a sending peer connection whose media out
+// will carry once the connection is up. Only the DTLS server learns the
+// keys direct.go needs, so when the engine answers (WHEP) it answers as
+// the server, "passive" (RFC 5763 5), unless the offer already took that
+// role (offerPassive); when it offers, browsers answer "active".
+func (e *Engine) newOutPeerConnection(out *directOut, offerPassive bool) (*webrtc.PeerConnection, error) {
 	se := e.out.se
 	out.settings(&se)
+	if !offerPassive {
+		if err := se.SetAnsweringDTLSRole(webrtc.DTLSRoleServer); err != nil {
+			return nil, fmt.Errorf("sfu: DTLS role: %w", err)
+		}
+	}
 	api := webrtc.NewAPI(webrtc.WithSettingEngine(se), webrtc.WithMediaEngine(e.out.me),
 		webrtc.WithInterceptorRegistry(e.out.reg))
-	pc, err := e.newPeerConnection(api)
+	// A down track sends no header extension (their IDs are negotiated
+	// per connection, RFC 8285 6), so header encryption (RFC 9335) would
+	// have nothing to hide, and the direct way seals without it.
+	pc, err := e.newPeerConnectionWith(api, webrtc.Configuration{
+		RTPHeaderEncryptionPolicy: webrtc.RTPHeaderEncryptionPolicyDisable,
+	})
 	if err != nil {
 		return nil, err
 	}
-	pc.SCTP().Transport().ICETransport().OnSelectedCandidatePairChange(out.onPair)
+	out.ice = pc.SCTP().Transport().ICETransport()
+	out.ice.OnSelectedCandidatePairChange(out.onPair)
 	return pc, nil
 }
 

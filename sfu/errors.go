@@ -29,3 +29,7 @@ var (
 // its DTLS handshake, so it keeps pion's write path (srtpkeys.go). Never
 // returned to callers.
 var errNoKeys = errors.New("sfu: SRTP keys not available")
+
+// errNoPath: a packet of a connection whose media goes the direct way
+// found no UDP pair to go to, and was dropped (direct.go).
+var errNoPath = errors.New("sfu: connection has no UDP pair")

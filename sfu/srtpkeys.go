@@ -81,6 +81,8 @@ func (k *keyCapture) serverHello(m handshake.MessageServerHello) handshake.Messa
 func (k *keyCapture) contexts(inOpts ...srtp.ContextOption) (out, in *srtp.Context, err error) {
 	k.mu.Lock()
 	defer k.mu.Unlock()
+	// Asked once per connection: the secrets are not kept beyond it.
+	defer k.forgetLocked()
 	profile, err := k.profileLocked()
 	if err != nil {
 		return nil, nil, err
@@ -96,14 +98,20 @@ func (k *keyCapture) contexts(inOpts ...srtp.ContextOption) (out, in *srtp.Conte
 	return out, in, err
 }
 
+// forgetLocked clears what the keys were derived from.
+func (k *keyCapture) forgetLocked() {
+	clear(k.masterSecret)
+	k.masterSecret, k.clientRandom, k.serverRandom = nil, nil, nil
+}
+
 // profileLocked checks that the keys can be derived and returns the SRTP
 // profile they are for.
 func (k *keyCapture) profileLocked() (srtp.ProtectionProfile, error) {
 	if k.masterSecret == nil || k.serverRandom == nil {
 		return 0, fmt.Errorf("%w: handshake not seen as the server", errNoKeys)
 	}
-	// Every DTLS 1.2 cipher suite pion offers with certificates derives
-	// with the SHA-256 PRF; the two AES-GCM ones are what browsers pick.
+	// The exporter's PRF is the cipher suite's (RFC 5246 5): SHA-256 for
+	// these two AES-GCM suites, which are what browsers pick.
 	if k.suite != uint16(dtls.TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256) &&
 		k.suite != uint16(dtls.TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256) {
 		return 0, fmt.Errorf("%w: cipher suite %#04x", errNoKeys, k.suite)

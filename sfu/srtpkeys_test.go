@@ -54,34 +54,48 @@ func dtlsHandshake(t *testing.T, kc *keyCapture, suite dtls.CipherSuiteID, profi
 	return server, client
 }
 
+// srtpProfile is an SRTP profile by its DTLS and SRTP names.
+type srtpProfile struct {
+	name string
+	dtls dtls.SRTPProtectionProfile
+	srtp srtp.ProtectionProfile
+}
+
+// srtpProfiles are the profiles the engine offers (engine.go).
+func srtpProfiles() []srtpProfile {
+	return []srtpProfile{
+		{"AES-GCM", dtls.SRTP_AEAD_AES_128_GCM, srtp.ProtectionProfileAeadAes128Gcm},
+		{"AES-CM HMAC-SHA1-80", dtls.SRTP_AES128_CM_HMAC_SHA1_80, srtp.ProtectionProfileAes128CmHmacSha1_80},
+	}
+}
+
+// clientContexts are the DTLS client's SRTP contexts, derived through
+// pion's own exporter: seal for what it sends, open for what it gets.
+func clientContexts(t *testing.T, client dtls.State, p srtp.ProtectionProfile) (seal, open *srtp.Context) {
+	t.Helper()
+	cfg := srtp.Config{Profile: p}
+	require.NoError(t, cfg.ExtractSessionKeysFromDTLS(&client, true))
+	seal, err := srtp.CreateContext(cfg.Keys.LocalMasterKey, cfg.Keys.LocalMasterSalt, p)
+	require.NoError(t, err)
+	open, err = srtp.CreateContext(cfg.Keys.RemoteMasterKey, cfg.Keys.RemoteMasterSalt, p)
+	require.NoError(t, err)
+	return seal, open
+}
+
 // TestKeyCaptureMatchesTheHandshake: the keys learned from the hooks are
 // those the client derives through pion's own exporter, both ways and for
 // both SRTP profiles the engine offers: RTP the server seals opens at the
 // client, RTCP the client seals opens at the server.
 func TestKeyCaptureMatchesTheHandshake(t *testing.T) {
 	t.Parallel()
-	cases := []struct {
-		name    string
-		profile dtls.SRTPProtectionProfile
-		srtp    srtp.ProtectionProfile
-	}{
-		{"AES-GCM", dtls.SRTP_AEAD_AES_128_GCM, srtp.ProtectionProfileAeadAes128Gcm},
-		{"AES-CM HMAC-SHA1-80", dtls.SRTP_AES128_CM_HMAC_SHA1_80, srtp.ProtectionProfileAes128CmHmacSha1_80},
-	}
-	for _, c := range cases {
+	for _, c := range srtpProfiles() {
 		t.Run(c.name, func(t *testing.T) {
 			t.Parallel()
 			kc := &keyCapture{}
-			_, client := dtlsHandshake(t, kc, dtls.TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256, c.profile)
+			_, client := dtlsHandshake(t, kc, dtls.TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256, c.dtls)
 			out, in, err := kc.contexts()
 			require.NoError(t, err)
-
-			cfg := srtp.Config{Profile: c.srtp}
-			require.NoError(t, cfg.ExtractSessionKeysFromDTLS(&client, true))
-			clientIn, err := srtp.CreateContext(cfg.Keys.RemoteMasterKey, cfg.Keys.RemoteMasterSalt, c.srtp)
-			require.NoError(t, err)
-			clientOut, err := srtp.CreateContext(cfg.Keys.LocalMasterKey, cfg.Keys.LocalMasterSalt, c.srtp)
-			require.NoError(t, err)
+			clientOut, clientIn := clientContexts(t, client, c.srtp)
 
 			// The client's RTCP opens with the server's opening keys.
 			rr, err := (&rtcp.ReceiverReport{SSRC: 9}).Marshal()

@@ -13,7 +13,10 @@ type Stats struct {
 	KeyframeRequests uint64 // sent to publishers, after merging
 	Tracks           int64  // live published tracks now
 	Subscribers      int64  // live subscriber peer connections now
-	Publishers       int64  // live publisher peer connections now
+	// SubscribersDirect: those of them whose media goes past pion's
+	// per-packet paths (direct.go).
+	SubscribersDirect int64
+	Publishers        int64 // live publisher peer connections now
 }
 
 // counters are the engine's live counters. The hot ones are padded onto
@@ -32,20 +35,22 @@ type counters struct {
 	keyframeRequests atomic.Uint64
 	tracks           atomic.Int64
 	subscribers      atomic.Int64
+	direct           atomic.Int64
 	publishers       atomic.Int64
 }
 
 func (c *counters) snapshot() Stats {
 	return Stats{
-		PacketsIn:        c.packetsIn.Load(),
-		BytesIn:          c.bytesIn.Load(),
-		PacketsForwarded: c.packetsForwarded.Load(),
-		BytesOut:         c.bytesOut.Load(),
-		PacketsDropped:   c.packetsDropped.Load(),
-		NACKsServed:      c.nacksServed.Load(),
-		KeyframeRequests: c.keyframeRequests.Load(),
-		Tracks:           c.tracks.Load(),
-		Subscribers:      c.subscribers.Load(),
-		Publishers:       c.publishers.Load(),
+		PacketsIn:         c.packetsIn.Load(),
+		BytesIn:           c.bytesIn.Load(),
+		PacketsForwarded:  c.packetsForwarded.Load(),
+		BytesOut:          c.bytesOut.Load(),
+		PacketsDropped:    c.packetsDropped.Load(),
+		NACKsServed:       c.nacksServed.Load(),
+		KeyframeRequests:  c.keyframeRequests.Load(),
+		Tracks:            c.tracks.Load(),
+		Subscribers:       c.subscribers.Load(),
+		SubscribersDirect: c.direct.Load(),
+		Publishers:        c.publishers.Load(),
 	}
 }

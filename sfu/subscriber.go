@@ -54,13 +54,14 @@ func (e *Engine) NewSubscriber(tracks []*Track, cfg SubscriberConfig) (*Subscrib
 	if e.isClosed() {
 		return nil, none, ErrClosed
 	}
-	out := newDirectOut(e.udpConn, &e.taps, cfg.Logger)
-	pc, err := e.newOutPeerConnection(out)
+	out := newDirectOut(e.udpConn, &e.taps, &e.stats, cfg.Logger)
+	pc, err := e.newOutPeerConnection(out, false)
 	if err != nil {
 		return nil, none, fmt.Errorf("sfu: new peer connection: %w", err)
 	}
 	s := &Subscriber{e: e, pc: pc, out: out, cfg: cfg, log: cfg.Logger}
 	out.needReaders = s.startReaders
+	out.lost = func() { go s.close(true) }
 	if err := e.register(s); err != nil {
 		_ = pc.Close()
 		return nil, none, err
@@ -214,10 +215,10 @@ func (s *Subscriber) close(remote bool) error {
 	if !first {
 		return nil
 	}
+	s.out.close()
 	s.mu.Lock()
 	s.closed = true
 	s.mu.Unlock()
-	s.out.close()
 	for _, d := range s.downs {
 		d.track.RemoveSink(d)
 		d.stop()

@@ -8,6 +8,7 @@ package sfu
 
 import (
 	"fmt"
+	"strings"
 	"sync"
 
 	"github.com/pion/webrtc/v4"
@@ -64,8 +65,8 @@ func (e *Engine) NewViewer(offer webrtc.SessionDescription, cfg ViewerConfig) (*
 	if err != nil {
 		return nil, none, err
 	}
-	out := newDirectOut(e.udpConn, &e.taps, cfg.Logger)
-	pc, err := e.newOutPeerConnection(out)
+	out := newDirectOut(e.udpConn, &e.taps, &e.stats, cfg.Logger)
+	pc, err := e.newOutPeerConnection(out, offersPassive(offer.SDP))
 	if err != nil {
 		return nil, none, fmt.Errorf("sfu: new peer connection: %w", err)
 	}
@@ -78,6 +79,7 @@ func (e *Engine) NewViewer(offer webrtc.SessionDescription, cfg ViewerConfig) (*
 		want:    map[webrtc.RTPCodecType]*Track{},
 	}
 	out.needReaders = v.startReaders
+	out.lost = func() { go v.close(true) }
 	if err := e.register(v); err != nil {
 		_ = pc.Close()
 		return nil, none, err
@@ -91,6 +93,11 @@ func (e *Engine) NewViewer(offer webrtc.SessionDescription, cfg ViewerConfig) (*
 	}
 	return v, answer, nil
 }
+
+// offersPassive reports whether an offer takes the DTLS server's role
+// (a=setup:passive), which an offerer should not (RFC 5763 5: actpass),
+// so that the answer does not claim it too.
+func offersPassive(sdp string) bool { return strings.Contains(sdp, "a=setup:passive") }
 
 // answer adds one sendonly transceiver per receivable kind, then applies
 // the offer (pion pairs each with the client's section of its kind) and
@@ -263,6 +270,7 @@ func (v *Viewer) close(remote bool) error {
 	if !first {
 		return nil
 	}
+	v.out.close()
 	v.mu.Lock()
 	v.closed = true
 	for _, d := range v.downs {
@@ -270,7 +278,6 @@ func (v *Viewer) close(remote bool) error {
 		d.stop()
 	}
 	v.mu.Unlock()
-	v.out.close()
 	err := v.pc.Close() // stops the senders: the RTCP readers return
 	v.wg.Wait()
 	if v.ownShard != nil {

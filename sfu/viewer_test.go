@@ -64,7 +64,16 @@ func recvOffer(t *testing.T, api *webrtc.API, kinds ...webrtc.RTPCodecType) (*we
 
 func startViewer(t *testing.T, e *Engine) *testViewer {
 	t.Helper()
+	tv, _ := startViewerWith(t, e, func(sdp string) string { return sdp })
+	return tv
+}
+
+// startViewerWith starts a viewer whose offer edit changes on its way to
+// the engine, and returns it with the engine's answer.
+func startViewerWith(t *testing.T, e *Engine, edit func(string) string) (*testViewer, string) {
+	t.Helper()
 	pc, offer := recvOffer(t, viewerAPI(t), webrtc.RTPCodecTypeAudio, webrtc.RTPCodecTypeVideo)
+	offer.SDP = edit(offer.SDP)
 	tv := &testViewer{pc: pc, pkts: map[webrtc.RTPCodecType][]rtp.Packet{}}
 	pc.OnTrack(func(tr *webrtc.TrackRemote, _ *webrtc.RTPReceiver) {
 		tv.mu.Lock()
@@ -98,7 +107,7 @@ func startViewer(t *testing.T, e *Engine) *testViewer {
 	})
 	require.NoError(t, pc.SetRemoteDescription(answer))
 	waitConnected(t, pc)
-	return tv
+	return tv, answer.SDP
 }
 
 func (tv *testViewer) packets(kind webrtc.RTPCodecType) []rtp.Packet {

@@ -22,6 +22,7 @@ type collector struct {
 	s *Server
 
 	classes, participants, tracks, publishers, subscribers, wsConns *prometheus.Desc
+	subscribersDirect                                               *prometheus.Desc
 	packetsIn, packetsFwd, packetsDropped, bytesIn, bytesOut        *prometheus.Desc
 	nacks, keyframes, bitrateIn, bitrateOut                         *prometheus.Desc
 	relaysIn, relaysOut                                             *prometheus.Desc
@@ -32,12 +33,14 @@ func newCollector(s *Server) *collector {
 		return prometheus.NewDesc("lectern_"+name, help, labels, nil)
 	}
 	return &collector{
-		s:              s,
-		classes:        d("classes", "Classes with someone in them on this node."),
-		participants:   d("participants", "Connected participants by role.", "role"),
-		tracks:         d("tracks", "Live published tracks."),
-		publishers:     d("publishers", "Live publisher peer connections."),
-		subscribers:    d("subscribers", "Live subscriber peer connections."),
+		s:            s,
+		classes:      d("classes", "Classes with someone in them on this node."),
+		participants: d("participants", "Connected participants by role.", "role"),
+		tracks:       d("tracks", "Live published tracks."),
+		publishers:   d("publishers", "Live publisher peer connections."),
+		subscribers:  d("subscribers", "Live subscriber peer connections."),
+		subscribersDirect: d("subscribers_direct",
+			"Live subscriber peer connections whose media is sealed and sent past pion's per-packet path."),
 		wsConns:        d("ws_connections", "Open websocket connections."),
 		packetsIn:      d("packets_in_total", "RTP packets received from publishers."),
 		packetsFwd:     d("packets_forwarded_total", "RTP packets sent to subscribers."),
@@ -55,7 +58,7 @@ func newCollector(s *Server) *collector {
 
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{
-		c.classes, c.participants, c.tracks, c.publishers, c.subscribers, c.wsConns,
+		c.classes, c.participants, c.tracks, c.publishers, c.subscribers, c.subscribersDirect, c.wsConns,
 		c.packetsIn, c.packetsFwd, c.packetsDropped, c.bytesIn, c.bytesOut,
 		c.nacks, c.keyframes, c.bitrateIn, c.bitrateOut, c.relaysIn, c.relaysOut,
 	} {
@@ -82,6 +85,7 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	gauge(c.tracks, float64(st.Tracks))
 	gauge(c.publishers, float64(st.Publishers))
 	gauge(c.subscribers, float64(st.Subscribers))
+	gauge(c.subscribersDirect, float64(st.SubscribersDirect))
 	counter(c.packetsIn, st.PacketsIn)
 	counter(c.packetsFwd, st.PacketsForwarded)
 	counter(c.packetsDropped, st.PacketsDropped)
