@@ -100,7 +100,7 @@ type DownTrack struct {
 	// the writer shard when the source being written changes.
 	clock   atomic.Pointer[outClock]
 	seq     seqRewriter
-	history sentMap
+	history *sentMap
 	hdr     rtp.Header
 	pending outCounts
 }
@@ -112,8 +112,9 @@ func newDownTrack(t *Track, stats *counters, log zerolog.Logger) *DownTrack {
 	}
 	d := &DownTrack{
 		track: t, kind: t.kind, stats: stats, log: log,
-		queue: make(chan queued, size),
-		nacks: make(chan []uint16, nackQueueSize),
+		queue:   make(chan queued, size),
+		nacks:   make(chan []uint16, nackQueueSize),
+		history: newSentMap(t.kind),
 	}
 	s := newSource(t)
 	s.sink = d

@@ -1,5 +1,7 @@
 package sfu
 
+import "github.com/pion/webrtc/v4"
+
 // seqRewriter maps a track's sequence numbers onto a down track's own
 // sequence. RFC 3550 (5.1, A.1) receivers read gaps in the sequence as
 // loss: a gap the SFU makes on purpose (a subscriber skipped packets
@@ -72,22 +74,45 @@ const sentMapSize = ringSizeVideo
 // sentMap remembers which source packet went out under each recent
 // outgoing sequence number, so a subscriber's NACK (RFC 4585 6.2.1), which
 // names outgoing numbers, can be answered from the track's ring even
-// across offset changes. Only the writer shard uses it.
+// across offset changes. Only the writer shard uses it. A nil map
+// remembers nothing: audio negotiates no NACK (media.go), so its down
+// tracks keep none.
 type sentMap struct {
 	out [sentMapSize]uint16
 	src [sentMapSize]uint16
 	ok  [sentMapSize]bool
 }
 
+// newSentMap is a map for a down track of kind: none for audio.
+func newSentMap(kind webrtc.RTPCodecType) *sentMap {
+	if kind != webrtc.RTPCodecTypeVideo {
+		return nil
+	}
+	return &sentMap{}
+}
+
 func (m *sentMap) record(out, src uint16) {
+	if m == nil {
+		return
+	}
 	i := out % sentMapSize
 	m.out[i], m.src[i], m.ok[i] = out, src, true
 }
 
 func (m *sentMap) lookup(out uint16) (uint16, bool) {
+	if m == nil {
+		return 0, false
+	}
 	i := out % sentMapSize
 	if !m.ok[i] || m.out[i] != out {
 		return 0, false
 	}
 	return m.src[i], true
+}
+
+// reset forgets every entry.
+func (m *sentMap) reset() {
+	if m != nil {
+		*m = sentMap{}
+	}
 }

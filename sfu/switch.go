@@ -77,8 +77,9 @@ func newSwitchDownTrack(kind webrtc.RTPCodecType, id, streamID string, stats *co
 	}
 	d := &DownTrack{
 		sw: &switchable{id: id, streamID: streamID}, kind: kind, stats: stats, log: log,
-		queue: make(chan queued, size),
-		nacks: make(chan []uint16, nackQueueSize),
+		queue:   make(chan queued, size),
+		nacks:   make(chan []uint16, nackQueueSize),
+		history: newSentMap(kind),
 	}
 	d.seq = newSeqRewriter(uint16(time.Now().UnixNano()))
 	return d
@@ -167,7 +168,7 @@ func (d *DownTrack) switchOut(s *source, b *binding, first *Packet) {
 	// and the sent map (outgoing to source numbers) starts afresh so a NACK
 	// is never answered with a packet of the previous source.
 	d.seq.restart()
-	d.history = sentMap{}
+	d.history.reset()
 	if d.out.wrote {
 		clock := float64(s.track.codec.ClockRate)
 		ticks := uint32(time.Since(d.out.lastAt).Seconds()*clock) + 1

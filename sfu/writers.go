@@ -274,6 +274,7 @@ func (d *DownTrack) continuePrime() bool {
 	}
 	pr.first = false
 	if len(pr.gop) == 0 {
+		pr.gop = nil // the emptied slice still holds the GOP's array
 		d.priming = nil
 		return false
 	}
