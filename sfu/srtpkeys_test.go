@@ -15,7 +15,7 @@ import (
 
 // dtlsHandshake runs a real DTLS handshake over loopback UDP, the server
 // with kc's hooks, and returns both ends' connection states.
-func dtlsHandshake(t *testing.T, kc *keyCapture, suite dtls.CipherSuiteID, profile dtls.SRTPProtectionProfile) (server, client dtls.State) {
+func dtlsHandshake(t testing.TB, kc *keyCapture, suite dtls.CipherSuiteID, profile dtls.SRTPProtectionProfile) (server, client dtls.State) {
 	t.Helper()
 	a, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
 	require.NoError(t, err)
