@@ -100,11 +100,6 @@ func (o *directOut) settings(se *webrtc.SettingEngine) {
 // which way its media goes. It reports whether RTCP now comes the direct
 // way; if not, the owner starts the RTCP readers.
 func (o *directOut) start() bool {
-	// The pair is read here rather than left to onPair, whose callback
-	// may come after the connection's state change.
-	if p, err := o.ice.GetSelectedCandidatePair(); err == nil {
-		o.addr.Store(udpAddr(p))
-	}
 	out, in, err := o.keys.contexts(srtp.SRTCPReplayProtection(srtcpReplayWindow))
 	if err != nil {
 		o.log.Debug().Err(err).Msg("media goes through pion")
@@ -112,6 +107,12 @@ func (o *directOut) start() bool {
 	}
 	o.mu.Lock()
 	defer o.mu.Unlock()
+	// The pair is read here rather than left to onPair, whose callback
+	// may come after the connection's state change; under mu, so that an
+	// onPair running meanwhile is not overwritten with an older pair.
+	if p, err := o.ice.GetSelectedCandidatePair(); err == nil {
+		o.addr.Store(udpAddr(p))
+	}
 	if o.closed || o.addr.Load() == nil {
 		return false
 	}

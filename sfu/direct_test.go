@@ -259,3 +259,57 @@ func BenchmarkDirectWrite(b *testing.B) {
 		o.conn.release()
 	}
 }
+
+// TestTapDoesNotWaitForThePublisher: a student's PLI read off the shared
+// socket asks the teacher for a keyframe without the socket's reader
+// waiting for the teacher's connection (over ICE-TCP its write waits for
+// the TCP window): every publisher's media comes through that reader.
+func TestTapDoesNotWaitForThePublisher(t *testing.T) {
+	t.Parallel()
+	o, _, client := directPair(t, dtls.SRTP_AEAD_AES_128_GCM)
+	seal, _ := clientContexts(t, client, srtp.ProtectionProfileAeadAes128Gcm)
+	tt := newTestTrack(webrtc.RTPCodecTypeVideo)
+	defer tt.stop()
+	sending, unblock := make(chan struct{}, 1), make(chan struct{})
+	defer close(unblock)
+	tt.rtcp = func([]rtcp.Packet) error {
+		sending <- struct{}{}
+		<-unblock // the teacher's TCP window stays full
+		return nil
+	}
+	d := startDownTrack(t, tt, &recordingWriter{}, 7)
+	o.downs = []*DownTrack{d}
+	filed := netip.MustParseAddrPort("127.0.0.1:5000")
+	o.taps.add(filed, o)
+	pli, err := (&rtcp.PictureLossIndication{SenderSSRC: 1, MediaSSRC: 7}).Marshal()
+	require.NoError(t, err)
+	sealed, err := seal.EncryptRTCP(nil, pli, nil)
+	require.NoError(t, err)
+
+	taken := make(chan bool)
+	go func() { taken <- o.taps.tap(sealed, filed) }()
+	select {
+	case ok := <-taken:
+		require.True(t, ok)
+	case <-time.After(waitFor):
+		t.Fatal("the socket's reader waits for the teacher's connection")
+	}
+	select {
+	case <-sending:
+	case <-time.After(waitFor):
+		t.Fatal("no PLI sent to the teacher")
+	}
+}
+
+// TestFIRForAnotherStream: a FIR (RFC 5104 4.3.1) asks only the media
+// senders its entries name.
+func TestFIRForAnotherStream(t *testing.T) {
+	t.Parallel()
+	tt := newTestTrack(webrtc.RTPCodecTypeVideo)
+	defer tt.stop()
+	d := startDownTrack(t, tt, &recordingWriter{}, 7)
+	d.handleRTCP([]rtcp.Packet{&rtcp.FullIntraRequest{FIR: []rtcp.FIREntry{{SSRC: 8, SequenceNumber: 1}}}})
+	requirePLIs(t, tt, 0, "a FIR for another stream")
+	d.handleRTCP([]rtcp.Packet{&rtcp.FullIntraRequest{FIR: []rtcp.FIREntry{{SSRC: 8}, {SSRC: 7, SequenceNumber: 1}}}})
+	requirePLIs(t, tt, 1, "a FIR naming this stream")
+}

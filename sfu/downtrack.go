@@ -416,7 +416,14 @@ func (d *DownTrack) handleRTCP(pkts []rtcp.Packet) {
 				s.track.RequestKeyframe()
 			}
 		case *rtcp.FullIntraRequest:
-			s.track.RequestKeyframe()
+			// RFC 5104 4.3.1.1: each FCI entry names the media sender
+			// it asks, so one FIR may be for another down track.
+			for _, e := range pk.FIR {
+				if e.SSRC == b.ssrc {
+					s.track.RequestKeyframe()
+					break
+				}
+			}
 		case *rtcp.TransportLayerNack:
 			if pk.MediaSSRC == b.ssrc {
 				d.queueNACK(pk)

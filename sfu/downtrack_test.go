@@ -76,7 +76,21 @@ func newTestTrack(kind webrtc.RTPCodecType) *testTrack {
 		},
 		log: zerolog.Nop(), stats: tt.stats, pool: newPacketPool(),
 	})
+	go tt.keyLoop() // ends with the track (stop)
 	return tt
+}
+
+// requirePLIs waits until the publisher has been sent want PLIs in all.
+// None (want 0) is checked where they are decided: no request got through
+// the rate limit.
+func requirePLIs(t *testing.T, tt *testTrack, want int32, msg string) {
+	t.Helper()
+	if want == 0 {
+		require.Zero(t, tt.lastPLI.Load(), msg)
+		require.Zero(t, tt.plis.Load(), msg)
+		return
+	}
+	require.Eventually(t, func() bool { return tt.plis.Load() == want }, waitFor, time.Millisecond, msg)
 }
 
 // feed pushes n video frames (one packet each) through the track's
@@ -151,12 +165,12 @@ func TestStuckSubscriberDoesNotSlowOthers(t *testing.T) {
 	require.Equal(t, uint64(total), fast.Forwarded())
 	require.GreaterOrEqual(t, stuck.Dropped(), uint64(total-queueSizeVideo-2))
 	require.Equal(t, stuck.Dropped(), tt.stats.packetsDropped.Load(), "drops reach the engine counters")
-	require.Zero(t, tt.plis.Load(), "a stuck subscriber must not drive keyframe requests")
+	requirePLIs(t, tt, 0, "a stuck subscriber must not drive keyframe requests")
 
 	close(stuckW.block) // the network recovers
 	require.Eventually(t, func() bool { return len(stuck.queue) == 0 }, waitFor, time.Millisecond)
 	tt.feed(t, 1, 700) // a delta frame: the drained subscriber now asks for a keyframe
-	require.Equal(t, int32(1), tt.plis.Load())
+	requirePLIs(t, tt, 1, "the drained subscriber asks for a keyframe")
 	// Fed in batches the fast writer drains, as a real publisher paces
 	// its packets: a burst longer than the queue would drop by design.
 	for fed := 1; fed < 1200; fed += batch {
@@ -193,16 +207,16 @@ func TestPLIRateLimit(t *testing.T) {
 	for i := 0; i < 100; i++ {
 		tt.RequestKeyframe()
 	}
-	require.Equal(t, int32(1), tt.plis.Load())
-	require.Equal(t, uint64(1), tt.stats.keyframeRequests.Load())
+	requirePLIs(t, tt, 1, "100 requests make one PLI")
+	require.Eventually(t, func() bool { return tt.stats.keyframeRequests.Load() == 1 }, waitFor, time.Millisecond)
 	tt.lastPLI.Store(tt.now() - int64(pliInterval)) // as if the interval had passed
 	tt.RequestKeyframe()
-	require.Equal(t, int32(2), tt.plis.Load())
+	requirePLIs(t, tt, 2, "a request after the interval")
 
 	audio := newTestTrack(webrtc.RTPCodecTypeAudio)
 	defer audio.stop()
 	audio.RequestKeyframe()
-	require.Zero(t, audio.plis.Load(), "audio has no keyframes to ask for")
+	requirePLIs(t, audio, 0, "audio has no keyframes to ask for")
 }
 
 // TestJoinWithoutCachedKeyframeRequestsOne: a video sink attached before
@@ -215,7 +229,7 @@ func TestJoinWithoutCachedKeyframeRequestsOne(t *testing.T) {
 	w := &recordingWriter{}
 	d := startDownTrack(t, tt, w, 7)
 	tt.feed(t, 10, 50)
-	require.Equal(t, int32(1), tt.plis.Load())
+	requirePLIs(t, tt, 1, "one PLI for the joiner")
 	require.Zero(t, w.count())
 	require.Equal(t, uint64(10), d.Dropped())
 	tt.idx = 50 // the publisher answers with a keyframe

@@ -194,9 +194,9 @@ func (p *Publisher) AddICECandidate(c webrtc.ICECandidateInit) error {
 	return nil
 }
 
-// onTrack starts a Track for each remote track: its reader goroutine and a
+// onTrack starts a Track for each remote track: its reader goroutine, a
 // goroutine draining the receiver's RTCP (sender reports feed the receiver
-// report interceptor).
+// report interceptor) and one sending its keyframe requests.
 func (p *Publisher) onTrack(remote *webrtc.TrackRemote, recv *webrtc.RTPReceiver) {
 	p.mu.Lock()
 	if p.closed {
@@ -209,9 +209,10 @@ func (p *Publisher) onTrack(remote *webrtc.TrackRemote, recv *webrtc.RTPReceiver
 		src: remote, rtcp: p.pc.WriteRTCP, log: p.log, stats: &p.e.stats, pool: p.e.pool,
 	})
 	p.tracks = append(p.tracks, t)
-	p.wg.Add(2)
+	p.wg.Add(3)
 	go func() { defer p.wg.Done(); t.run() }()
 	go func() { defer p.wg.Done(); drainRTCP(recv, t) }()
+	go func() { defer p.wg.Done(); t.keyLoop() }()
 	p.mu.Unlock()
 	p.log.Debug().Str("track", string(t.id)).Str("codec", t.codec.MimeType).Msg("track published")
 	if p.cfg.OnTrack != nil {

@@ -62,6 +62,7 @@ type Track struct {
 	sinks   atomic.Pointer[[]Sink]
 	pending atomic.Bool // adds is non-empty; checked by the reader per packet
 	lastPLI atomic.Int64
+	pli     chan struct{}                // a PLI for keyLoop to send; one slot
 	sr      atomic.Pointer[senderReport] // latest RTCP SR from the publisher
 	// recv is the RTP timestamp of the newest frame and when its first
 	// packet arrived (recvClock); recvTS and recvSeen are the reader's.
@@ -95,7 +96,7 @@ func newTrack(p trackParams) *Track {
 	t := &Track{
 		id: p.id, streamID: p.streamID, kind: p.kind, codec: p.codec, ssrc: p.ssrc,
 		log: p.log, stats: p.stats, pool: p.pool, src: p.src, rtcp: p.rtcp,
-		epoch: time.Now(), done: make(chan struct{}),
+		epoch: time.Now(), done: make(chan struct{}), pli: make(chan struct{}, 1),
 	}
 	if t.kind == webrtc.RTPCodecTypeVideo {
 		t.isKey = keyframeDetector(p.codec.MimeType)
@@ -255,12 +256,30 @@ func (t *Track) RequestKeyframe() {
 	if !t.lastPLI.CompareAndSwap(last, now) {
 		return // a concurrent request won the slot
 	}
-	// RFC 4585 6.3.1: the PLI names the publisher's media SSRC.
-	if err := t.rtcp([]rtcp.Packet{&rtcp.PictureLossIndication{MediaSSRC: t.ssrc}}); err != nil {
-		t.log.Debug().Err(err).Msg("sending PLI")
-		return
+	select {
+	case t.pli <- struct{}{}:
+	default: // one is waiting to be sent: it serves this request too
 	}
-	t.stats.keyframeRequests.Add(1)
+}
+
+// keyLoop sends the PLIs RequestKeyframe asks for. Requests come from the
+// shared socket's reader (a student's PLI, direct.go), track readers and
+// writer shards, none of which may wait for the publisher's connection:
+// over ICE-TCP its write waits for the teacher's TCP window.
+func (t *Track) keyLoop() {
+	for {
+		select {
+		case <-t.pli:
+			// RFC 4585 6.3.1: the PLI names the publisher's media SSRC.
+			if err := t.rtcp([]rtcp.Packet{&rtcp.PictureLossIndication{MediaSSRC: t.ssrc}}); err != nil {
+				t.log.Debug().Err(err).Msg("sending PLI")
+				continue
+			}
+			t.stats.keyframeRequests.Add(1)
+		case <-t.done:
+			return
+		}
+	}
 }
 
 // now is monotonic nanoseconds since the track started, never zero.
