@@ -34,15 +34,15 @@ const (
 // errGone: the client went away without a close frame, or a write failed.
 var errGone = errors.New("connection lost")
 
-// conn is one websocket client. The HTTP handler's goroutine is its only
-// reader; writeLoop is its only writer. Everything else talks to it
-// through send, which never blocks.
+// conn is one websocket client. One goroutine started by serveWS is its
+// only reader; writeLoop is its only writer. Everything else talks to it
+// through its send queue, which never blocks.
 type conn struct {
 	s   *Server
 	ws  *websocket.Conn
 	log zerolog.Logger
 
-	send       chan []byte
+	send       sendQueue
 	quit       chan struct{} // closed by close
 	readerDone chan struct{}
 	writerDone chan struct{}
@@ -70,8 +70,7 @@ func newConn(s *Server, ws *websocket.Conn) *conn {
 
 // newStandIn makes a conn that has no websocket: the participant of a WHIP
 // or WHEP session, or the local stand-in for a relayed stream's publisher.
-// It is closed from the start, so enqueue drops whatever it is sent and it
-// needs no send queue (a 256-entry queue is 6 KB per WHEP student).
+// It is closed from the start, so enqueue drops whatever it is sent.
 func newStandIn(s *Server) *conn {
 	c := newConnQueue(s, nil, 0)
 	c.closed.Store(true)
@@ -81,7 +80,7 @@ func newStandIn(s *Server) *conn {
 func newConnQueue(s *Server, ws *websocket.Conn, queueLen int) *conn {
 	return &conn{
 		s: s, ws: ws, log: s.log,
-		send:       make(chan []byte, queueLen),
+		send:       sendQueue{max: queueLen, ready: make(chan struct{}, 1)},
 		quit:       make(chan struct{}),
 		readerDone: make(chan struct{}),
 		writerDone: make(chan struct{}),
@@ -102,29 +101,36 @@ func sameOrigin(r *http.Request) bool {
 	return err == nil && strings.EqualFold(u.Host, r.Host)
 }
 
-// serveWS runs one connection to its end on the handler's goroutine.
+// serveWS upgrades the request and hands the connection to a reader
+// goroutine of its own, tracked from the handler on. The handler returns
+// at once: net/http keeps a hijacked connection's request, its 4 KB
+// response buffer and the handler's goroutine (and stack) for as long as
+// the handler runs; the reader goes on with the server's read buffer.
 func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 	if s.closing.Load() || !s.tasks.enter() {
 		writeError(w, ErrShuttingDown)
 		return
 	}
-	defer s.tasks.exit()
 	ws, err := s.upgrader.Upgrade(w, r, nil)
 	if err != nil {
+		s.tasks.exit()
 		return // the upgrader has answered with an HTTP error
 	}
 	c := newConn(s, ws)
 	s.addConn(c)
-	defer s.removeConn(c)
 	s.tasks.startLate(c.writeLoop)
 	if s.closing.Load() {
 		c.close(ErrShuttingDown, false)
 	}
-	c.readLoop()
-	close(c.readerDone)
-	c.leave()
-	<-c.writerDone
-	_ = ws.Close()
+	go func() {
+		defer s.tasks.exit() // the task entered above
+		defer s.removeConn(c)
+		c.readLoop()
+		close(c.readerDone)
+		c.leave()
+		<-c.writerDone
+		_ = ws.Close()
+	}()
 }
 
 // enqueue queues one encoded message. A client whose queue is full is too
@@ -133,9 +139,7 @@ func (c *conn) enqueue(b []byte) {
 	if b == nil || c.closed.Load() {
 		return
 	}
-	select {
-	case c.send <- b:
-	default:
+	if !c.send.push(b) {
 		c.close(ErrSlowConsumer, false)
 	}
 }
@@ -233,9 +237,12 @@ func (c *conn) writeLoop() {
 	defer ping.Stop()
 	for {
 		select {
-		case b := <-c.send:
-			if err := c.write(b); err != nil {
-				c.close(errGone, false)
+		case <-c.send.ready:
+			for _, b := range c.send.take() {
+				if err := c.write(b); err != nil {
+					c.close(errGone, false)
+					break
+				}
 			}
 		case <-ping.C:
 			if err := c.ws.WriteControl(websocket.PingMessage, nil, time.Now().Add(writeTimeout)); err != nil {
@@ -278,16 +285,47 @@ func (c *conn) finish() {
 }
 
 func (c *conn) flush() {
-	for {
-		select {
-		case b := <-c.send:
-			if c.write(b) != nil {
-				return
-			}
-		default:
+	for _, b := range c.send.take() {
+		if c.write(b) != nil {
 			return
 		}
 	}
+}
+
+// sendQueue is a connection's outgoing messages, at most max of them. It
+// holds a slice only while messages wait, so the many quiet connections
+// of a class keep no buffer (a channel of 256 would be 6 KB each).
+type sendQueue struct {
+	max   int
+	ready chan struct{} // one slot: messages wait for the writer
+
+	mu   sync.Mutex // leaf
+	msgs [][]byte
+}
+
+// push queues b, or reports false when max messages already wait.
+func (q *sendQueue) push(b []byte) bool {
+	q.mu.Lock()
+	if len(q.msgs) >= q.max {
+		q.mu.Unlock()
+		return false
+	}
+	q.msgs = append(q.msgs, b)
+	q.mu.Unlock()
+	select {
+	case q.ready <- struct{}{}:
+	default: // the writer is already told
+	}
+	return true
+}
+
+// take returns every waiting message, oldest first, and empties the queue.
+func (q *sendQueue) take() [][]byte {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	msgs := q.msgs
+	q.msgs = nil
+	return msgs
 }
 
 // handle decodes and runs one client message.

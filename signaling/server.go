@@ -99,12 +99,15 @@ type Server struct {
 	hub      *hub
 	mux      *http.ServeMux
 	upgrader websocket.Upgrader
-	tasks    tracker
-	rates    *bitrates
-	closing  atomic.Bool
-	sessions sessionTable // WHIP and WHEP sessions
-	rec      *recManager
-	cl       atomic.Pointer[clusterLink] // nil without a cluster
+	// wsWriteBufs are the websockets' write buffers, held while a message
+	// is written.
+	wsWriteBufs sync.Pool
+	tasks       tracker
+	rates       *bitrates
+	closing     atomic.Bool
+	sessions    sessionTable // WHIP and WHEP sessions
+	rec         *recManager
+	cl          atomic.Pointer[clusterLink] // nil without a cluster
 
 	connsMu sync.Mutex // leaf lock
 	conns   map[*conn]struct{}
@@ -140,10 +143,15 @@ func New(opts Options) (*Server, error) {
 	if s.rec, err = newRecManager(s, opts.Recording); err != nil {
 		return nil, fmt.Errorf("signaling: recordings: %w", err)
 	}
+	// A class's websockets are many and mostly quiet: each reads through
+	// the HTTP server's own 4 KB buffer (size 0), and takes a write buffer
+	// from a shared pool only while it writes a message, rather than
+	// keeping two buffers of its own for life.
 	s.upgrader = websocket.Upgrader{
 		HandshakeTimeout: 10 * time.Second,
-		ReadBufferSize:   4096,
+		ReadBufferSize:   0,
 		WriteBufferSize:  4096,
+		WriteBufferPool:  &s.wsWriteBufs,
 		CheckOrigin:      s.checkOrigin,
 	}
 	if err := opts.Registry.Register(newCollector(s)); err != nil {

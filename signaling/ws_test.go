@@ -407,5 +407,5 @@ func TestSlowConsumerIsClosed(t *testing.T) {
 	require.True(t, c.closed.Load(), "one more and the client is closed, never waited for")
 	require.ErrorIs(t, c.closeErr, ErrSlowConsumer)
 	c.enqueue(msg) // after close: dropped, no panic
-	require.Len(t, c.send, sendQueueLen)
+	require.Len(t, c.send.take(), sendQueueLen)
 }
