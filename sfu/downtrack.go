@@ -23,10 +23,15 @@ import (
 const (
 	// Queue sizes bound the memory and latency a slow subscriber can
 	// hold. A primed GOP takes one entry (primeGOP), so the video queue
-	// only holds live packets: 256 is about 1.5 s of 1.5 Mbit/s video,
-	// 64 is 1.3 s of Opus. Every subscriber pays for its queues up front.
-	queueSizeVideo = 256
-	queueSizeAudio = 64
+	// only holds live packets. Over UDP a write never waits (it queues a
+	// datagram, batch.go): the queue only bridges the writer shard's
+	// turns, and 128 is about 0.8 s of 1.5 Mbit/s video, 32 is 0.6 s of
+	// Opus. A subscriber over ICE-TCP, whose writes wait for its TCP
+	// window, gets queues tcpQueueFactor times as long (growQueue). Every
+	// subscriber pays for its queues up front.
+	queueSizeVideo = 128
+	queueSizeAudio = 32
+	tcpQueueFactor = 2
 	// nackQueueSize: NACK batches waiting for the writer. When it is full
 	// the writer is far behind and a retransmission would be too late.
 	nackQueueSize = 8
@@ -355,6 +360,13 @@ func (d *DownTrack) writeOut(b *binding, payload []byte) bool {
 	}
 	_, err := b.w.WriteRTP(&d.hdr, payload)
 	return err == nil
+}
+
+// growQueue gives a down track written over ICE-TCP its longer queue.
+// It is called once, before the down track is attached to any source:
+// nothing else uses the queue yet.
+func (d *DownTrack) growQueue() {
+	d.queue = make(chan queued, cap(d.queue)*tcpQueueFactor)
 }
 
 // outCounts are a down track's forwarded packets and bytes not yet added

@@ -389,7 +389,7 @@ func subReading(s *Subscriber) bool {
 // requireShard checks where a connected subscriber's down tracks are
 // written: over UDP on one of the engine's shared writer shards, over TCP
 // on a shard of their own, whose writes may wait for the student's TCP
-// window without holding up anyone else.
+// window without holding up anyone else, with longer queues.
 func requireShard(t *testing.T, s *Subscriber, own bool) {
 	t.Helper()
 	s.mu.Lock()
@@ -407,6 +407,7 @@ func requireShard(t *testing.T, s *Subscriber, own bool) {
 		require.Nil(t, sh)
 		for _, d := range s.DownTracks() {
 			require.True(t, shared(d.shard.Load()), "a shared writer shard")
+			require.Equal(t, queueSize(d.kind), cap(d.queue))
 		}
 		return
 	}
@@ -414,5 +415,13 @@ func requireShard(t *testing.T, s *Subscriber, own bool) {
 	require.False(t, shared(sh), "a writer shard of its own")
 	for _, d := range s.DownTracks() {
 		require.Same(t, sh, d.shard.Load())
+		require.Equal(t, queueSize(d.kind)*tcpQueueFactor, cap(d.queue), "a longer queue over TCP")
 	}
+}
+
+func queueSize(kind webrtc.RTPCodecType) int {
+	if kind == webrtc.RTPCodecTypeVideo {
+		return queueSizeVideo
+	}
+	return queueSizeAudio
 }

@@ -194,6 +194,9 @@ func (s *Subscriber) attach() {
 		s.ownShard = sh
 	}
 	for _, d := range s.downs {
+		if own {
+			d.growQueue()
+		}
 		d.setShard(sh)
 		d.track.AddSink(d)
 	}

@@ -236,6 +236,9 @@ func (v *Viewer) attach() {
 		v.ownShard = sh
 	}
 	for kind, d := range v.downs {
+		if own {
+			d.growQueue()
+		}
 		d.setShard(sh)
 		d.setSource(v.want[kind])
 	}

@@ -144,12 +144,12 @@ func New(opts Options) (*Server, error) {
 		return nil, fmt.Errorf("signaling: recordings: %w", err)
 	}
 	// A class's websockets are many and mostly quiet: each reads through
-	// the HTTP server's own 4 KB buffer (size 0), and takes a write buffer
-	// from a shared pool only while it writes a message, rather than
-	// keeping two buffers of its own for life.
+	// a 1 KB buffer (a larger message is read in several pieces), and
+	// takes a write buffer from a shared pool only while it writes a
+	// message, rather than keeping two 4 KB buffers of its own for life.
 	s.upgrader = websocket.Upgrader{
 		HandshakeTimeout: 10 * time.Second,
-		ReadBufferSize:   0,
+		ReadBufferSize:   1024,
 		WriteBufferSize:  4096,
 		WriteBufferPool:  &s.wsWriteBufs,
 		CheckOrigin:      s.checkOrigin,
