@@ -195,12 +195,29 @@ func (c *conn) readLoop() {
 			c.replyError("", fmt.Errorf("%w: messages are JSON text", ErrBadRequest))
 		} else {
 			c.extendDeadline()
-			c.handle(data)
+			c.handleApart(data)
 		}
 		if c.closed.Load() {
 			c.leave()
 		}
 	}
+}
+
+// handleApart runs handle on a goroutine of its own and waits for it, so
+// messages are still handled one at a time and in order. Handling a
+// subscribe or publish goes deep into pion (offers, ICE gathering) and
+// grows the goroutine's stack to tens of KB, and the runtime halves a
+// stack only at a collection and only while under a quarter of it is in
+// use: the reader, which waits for the next message for most of a
+// lesson, would keep much of it for every student. A goroutine per
+// message costs about a microsecond; clients send a few a minute.
+func (c *conn) handleApart(data []byte) {
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		c.handle(data)
+	}()
+	<-done
 }
 
 // extendDeadline: the join deadline is fixed; after join every message
