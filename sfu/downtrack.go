@@ -12,6 +12,7 @@ package sfu
 
 import (
 	"math/rand/v2"
+	"sync"
 	"sync/atomic"
 
 	"github.com/pion/rtcp"
@@ -96,7 +97,10 @@ type DownTrack struct {
 	binding atomic.Pointer[binding]
 	// direct, when set, writes past pion once the connection is up
 	// (direct.go); set before the down track is bound.
-	direct  *directOut
+	direct *directOut
+	// sender is pion's sender of the down track, whose RTCP readRTCP
+	// reads; set by the owner when it adds the transceiver.
+	sender  *webrtc.RTPSender
 	dropped atomic.Uint64
 	sent    atomic.Uint64
 	resent  atomic.Uint64
@@ -456,13 +460,22 @@ func (d *DownTrack) queueNACK(n *rtcp.TransportLayerNack) {
 	}
 }
 
+// startRTCPReaders reads the RTCP of each of downs through pion, each on
+// a goroutine counted in wg, for connections whose RTCP does not come the
+// direct way (direct.go).
+func startRTCPReaders(wg *sync.WaitGroup, downs []*DownTrack) {
+	for _, d := range downs {
+		wg.Add(1)
+		go func() { defer wg.Done(); d.readRTCP() }()
+	}
+}
+
 // readRTCP reads the subscriber's RTCP for this down track through pion
-// until the sender stops, while it does not come the direct way
-// (direct.go).
-func (d *DownTrack) readRTCP(sender *webrtc.RTPSender) {
+// until its sender stops.
+func (d *DownTrack) readRTCP() {
 	buf := make([]byte, 1500)
 	for {
-		n, _, err := sender.Read(buf)
+		n, _, err := d.sender.Read(buf)
 		if err != nil {
 			return
 		}

@@ -33,7 +33,6 @@ type Subscriber struct {
 	cfg       SubscriberConfig
 	log       zerolog.Logger
 	downs     []*DownTrack
-	senders   []*webrtc.RTPSender
 	described atomic.Bool
 	closeOnce sync.Once
 	wg        sync.WaitGroup
@@ -120,7 +119,7 @@ func (s *Subscriber) addDownTrack(t *Track) error {
 		return fmt.Errorf("%w: %v", ErrUnsupportedCodec, err)
 	}
 	s.downs = append(s.downs, d)
-	s.senders = append(s.senders, tr.Sender())
+	d.sender = tr.Sender()
 	s.out.downs = s.downs
 	return nil
 }
@@ -138,11 +137,7 @@ func (s *Subscriber) startReadersLocked() {
 		return
 	}
 	s.reading = true
-	for i, d := range s.downs {
-		sender := s.senders[i]
-		s.wg.Add(1)
-		go func() { defer s.wg.Done(); d.readRTCP(sender) }()
-	}
+	startRTCPReaders(&s.wg, s.downs)
 }
 
 // DownTracks returns the subscriber's down tracks, one per forwarded track.

@@ -39,7 +39,6 @@ type Viewer struct {
 	offered   map[webrtc.RTPCodecType]bool
 	downs     map[webrtc.RTPCodecType]*DownTrack
 	codecs    map[webrtc.RTPCodecType][]webrtc.RTPCodecParameters
-	senders   map[webrtc.RTPCodecType]*webrtc.RTPSender
 	closeOnce sync.Once
 	wg        sync.WaitGroup
 
@@ -75,7 +74,6 @@ func (e *Engine) NewViewer(offer webrtc.SessionDescription, cfg ViewerConfig) (*
 		offered: offered,
 		downs:   map[webrtc.RTPCodecType]*DownTrack{},
 		codecs:  map[webrtc.RTPCodecType][]webrtc.RTPCodecParameters{},
-		senders: map[webrtc.RTPCodecType]*webrtc.RTPSender{},
 		want:    map[webrtc.RTPCodecType]*Track{},
 	}
 	out.needReaders = v.startReaders
@@ -104,7 +102,6 @@ func offersPassive(sdp string) bool { return strings.Contains(sdp, "a=setup:pass
 // returns the complete answer.
 func (v *Viewer) answer(offer webrtc.SessionDescription, kinds []webrtc.RTPCodecType) (webrtc.SessionDescription, error) {
 	var none webrtc.SessionDescription
-	senders := map[webrtc.RTPCodecType]*webrtc.RTPSender{}
 	for _, kind := range kinds {
 		d := newSwitchDownTrack(kind, kind.String(), string(v.cfg.StreamID), &v.e.stats, v.log)
 		d.direct = v.out
@@ -115,8 +112,7 @@ func (v *Viewer) answer(offer webrtc.SessionDescription, kinds []webrtc.RTPCodec
 			return none, fmt.Errorf("sfu: add transceiver: %w", err)
 		}
 		v.downs[kind] = d
-		senders[kind] = tr.Sender()
-		v.senders[kind] = tr.Sender()
+		d.sender = tr.Sender()
 		v.out.downs = append(v.out.downs, d)
 	}
 	if err := v.pc.SetRemoteDescription(offer); err != nil {
@@ -134,8 +130,8 @@ func (v *Viewer) answer(offer webrtc.SessionDescription, kinds []webrtc.RTPCodec
 	if err := waitGathering(gathered); err != nil {
 		return none, err
 	}
-	for kind, s := range senders {
-		v.codecs[kind] = primaryCodecs(s.GetParameters().Codecs)
+	for kind, d := range v.downs {
+		v.codecs[kind] = primaryCodecs(d.sender.GetParameters().Codecs)
 	}
 	return *v.pc.LocalDescription(), nil
 }
@@ -257,11 +253,7 @@ func (v *Viewer) startReadersLocked() {
 		return
 	}
 	v.reading = true
-	for kind, d := range v.downs {
-		sender := v.senders[kind]
-		v.wg.Add(1)
-		go func() { defer v.wg.Done(); d.readRTCP(sender) }()
-	}
+	startRTCPReaders(&v.wg, v.out.downs)
 }
 
 // Close tears the peer connection down and detaches its down tracks.
