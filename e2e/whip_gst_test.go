@@ -24,7 +24,7 @@ const gstPackages = "gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstream
 // audiotestsrc, sendonly, one complete offer POSTed with the bearer token,
 // the answer applied, and after the given seconds a DELETE of the session.
 const gstWHIPClient = `
-import sys, urllib.request
+import sys, threading, urllib.request
 import gi
 gi.require_version('Gst', '1.0')
 gi.require_version('GstWebRTC', '1.0')
@@ -44,8 +44,14 @@ w = pipe.get_by_name('w')
 loop = GLib.MainLoop()
 state = {'rc': 1}
 
+# webrtcbin calls on_state from its own threads: print writes each word
+# apart, so one line is written whole, under a lock.
+out_lock = threading.Lock()
+
 def out(*a):
-    print(*a, flush=True)
+    with out_lock:
+        sys.stdout.write(' '.join(str(x) for x in a) + '\n')
+        sys.stdout.flush()
 
 def post():
     offer = w.get_property('local-description').sdp.as_text()
