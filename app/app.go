@@ -150,6 +150,7 @@ func (a *App) newSignaling() (*signaling.Server, error) {
 		Signer:      a.signer,
 		AuthMode:    signaling.AuthMode(a.cfg.Auth),
 		Logger:      a.log.With().Str("component", "signaling").Logger(),
+		Audit:       signaling.NewAuditLog(a.log.With().Str("component", "audit").Logger()),
 		Registry:    reg,
 		Web:         web.FS(),
 		Ready:       a.ready,

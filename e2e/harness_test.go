@@ -40,6 +40,12 @@ type server struct {
 // directory, and stops it when the test ends.
 func startServer(t *testing.T, authMode string) *server {
 	t.Helper()
+	return startServerLog(t, authMode, testLogger(t))
+}
+
+// startServerLog is startServer with the node's logger given.
+func startServerLog(t *testing.T, authMode string, log zerolog.Logger) *server {
+	t.Helper()
 	cfg := config.Default()
 	cfg.HTTP = "127.0.0.1:0"
 	cfg.UDPPort = 0
@@ -49,7 +55,7 @@ func startServer(t *testing.T, authMode string) *server {
 	cfg.Auth = authMode
 	cfg.LogLevel = "warn"
 	require.NoError(t, cfg.Validate())
-	a, err := app.New(cfg, testLogger(t))
+	a, err := app.New(cfg, log)
 	require.NoError(t, err)
 	require.NoError(t, a.Start())
 	t.Cleanup(func() {

@@ -18,6 +18,7 @@ import (
 	"unicode/utf8"
 
 	"lectern/auth"
+	"lectern/sfu"
 )
 
 const (
@@ -211,13 +212,15 @@ func (s *Server) exchangeInvite(w http.ResponseWriter, r *http.Request) {
 		writeError(w, fmt.Errorf("%w: invite about to expire", ErrUnauthorized))
 		return
 	}
+	pid := auth.NewParticipantID()
 	tok, err := s.opts.Signer.Mint(auth.Claims{
-		Room: inv.Room, Role: auth.RoleStudent, Name: name, Participant: auth.NewParticipantID(), Title: inv.Title,
+		Room: inv.Room, Role: auth.RoleStudent, Name: name, Participant: pid, Title: inv.Title,
 	}, ttl)
 	if err != nil {
 		writeError(w, err)
 		return
 	}
+	s.audit.admitted(sfu.RoomID(inv.Room), pid)
 	writeJSON(w, http.StatusOK, joinResponse{Token: tok})
 }
 

@@ -160,7 +160,7 @@ func (m *recManager) state(room sfu.RoomID) recordingData {
 
 // start starts recording the class; created is false when it was
 // already recording.
-func (m *recManager) start(room sfu.RoomID) (id recording.RecordingID, created bool, err error) {
+func (m *recManager) start(room sfu.RoomID, by sfu.ParticipantID) (id recording.RecordingID, created bool, err error) {
 	if !m.enabled() {
 		return "", false, ErrRecordingOff
 	}
@@ -183,6 +183,7 @@ func (m *recManager) start(room sfu.RoomID) (id recording.RecordingID, created b
 	}
 	m.announce(room, recordingData{Active: true, ID: string(x.id)})
 	m.log.Info().Str("room", string(room)).Str("recording", string(x.id)).Msg("recording: started")
+	m.s.audit.recordingStarted(room, string(x.id), string(by))
 	return x.id, true, nil
 }
 
@@ -194,8 +195,9 @@ func (m *recManager) newSession(room sfu.RoomID) *recSession {
 	return x
 }
 
-// stopRoom ends the class's recording and finalizes its files.
-func (m *recManager) stopRoom(room sfu.RoomID) ([]recording.Info, error) {
+// stopRoom ends the class's recording and finalizes its files; by
+// stopped it (empty when the class ended).
+func (m *recManager) stopRoom(room sfu.RoomID, by sfu.ParticipantID) ([]recording.Info, error) {
 	m.mu.Lock()
 	x := m.active[room]
 	if x != nil {
@@ -208,6 +210,11 @@ func (m *recManager) stopRoom(room sfu.RoomID) ([]recording.Info, error) {
 	infos := x.end()
 	m.announce(room, recordingData{Active: false, ID: string(x.id)})
 	m.log.Info().Str("room", string(room)).Str("recording", string(x.id)).Msg("recording: stopped")
+	reason := stopRequested
+	if by == "" {
+		reason = stopClassEnded
+	}
+	m.s.audit.recordingStopped(room, string(x.id), string(by), reason)
 	return infos, nil
 }
 
@@ -231,6 +238,7 @@ func (m *recManager) streamReady(room sfu.RoomID, st *stream, tracks []*sfu.Trac
 	if started {
 		m.announce(room, recordingData{Active: true, ID: string(x.id)})
 		m.log.Info().Str("room", string(room)).Str("recording", string(x.id)).Msg("recording: started for every class")
+		m.s.audit.recordingStarted(room, string(x.id), "")
 	}
 }
 
@@ -256,7 +264,7 @@ func (m *recManager) classEnded(room sfu.RoomID) {
 	busy := m.active[room] != nil
 	m.mu.Unlock()
 	if busy {
-		_, _ = m.stopRoom(room)
+		_, _ = m.stopRoom(room, "")
 	}
 }
 
@@ -275,6 +283,7 @@ func (m *recManager) failed(x *recSession, err error) {
 		reason = "disk_full"
 	}
 	m.log.Error().Err(err).Str("room", string(x.room)).Str("recording", string(x.id)).Msg("recording: failed; the class goes on")
+	m.s.audit.recordingStopped(x.room, string(x.id), "", stopFailed)
 	if current {
 		m.announce(x.room, recordingData{Active: false, ID: string(x.id)})
 	}
@@ -294,6 +303,7 @@ func (m *recManager) shutdown() {
 	m.mu.Unlock()
 	for _, x := range sessions {
 		x.end()
+		m.s.audit.recordingStopped(x.room, string(x.id), "", stopShutdown)
 	}
 }
 
@@ -534,13 +544,13 @@ func (c *conn) record(active bool) error {
 	}
 	room := c.room.id
 	if active {
-		_, _, err := c.s.rec.start(room)
+		_, _, err := c.s.rec.start(room, c.pid)
 		return err
 	}
 	if !c.s.rec.state(room).Active {
 		return nil
 	}
-	_, err := c.s.rec.stopRoom(room)
+	_, err := c.s.rec.stopRoom(room, c.pid)
 	if errors.Is(err, ErrNotFound) {
 		return nil // stopped meanwhile
 	}

@@ -92,6 +92,15 @@ func (s *Server) classModerator(r *http.Request, room string) (auth.Claims, erro
 	return claims, nil
 }
 
+// actor names who acted with claims in audit events: the participant,
+// or the role of a token that names none (an operator's).
+func actor(claims auth.Claims) sfu.ParticipantID {
+	if claims.Participant != "" {
+		return sfu.ParticipantID(claims.Participant)
+	}
+	return sfu.ParticipantID(claims.Role)
+}
+
 type recordingState struct {
 	ID         string           `json:"id"`
 	Active     bool             `json:"active"`
@@ -100,11 +109,12 @@ type recordingState struct {
 
 func (s *Server) startRecording(w http.ResponseWriter, r *http.Request) {
 	room := r.PathValue("room")
-	if _, err := s.classModerator(r, room); err != nil {
+	claims, err := s.classModerator(r, room)
+	if err != nil {
 		writeError(w, err)
 		return
 	}
-	id, created, err := s.rec.start(sfu.RoomID(room))
+	id, created, err := s.rec.start(sfu.RoomID(room), actor(claims))
 	if err != nil {
 		writeError(w, err)
 		return
@@ -118,12 +128,13 @@ func (s *Server) startRecording(w http.ResponseWriter, r *http.Request) {
 
 func (s *Server) stopRecording(w http.ResponseWriter, r *http.Request) {
 	room := r.PathValue("room")
-	if _, err := s.classModerator(r, room); err != nil {
+	claims, err := s.classModerator(r, room)
+	if err != nil {
 		writeError(w, err)
 		return
 	}
 	id := s.rec.state(sfu.RoomID(room)).ID
-	infos, err := s.rec.stopRoom(sfu.RoomID(room))
+	infos, err := s.rec.stopRoom(sfu.RoomID(room), actor(claims))
 	if err != nil {
 		writeError(w, err)
 		return

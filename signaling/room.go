@@ -83,6 +83,7 @@ func (r *room) join(c *conn) []io.Closer {
 	}
 	m.conn = c
 	m.info.Name = c.claims.Name
+	r.s.audit.joined(r.id, c, transportWS, replaced)
 	c.sendMsg(typeWelcome, "", r.welcomeLocked(m))
 	if m.listed() {
 		typ := typeParticipantJoined
@@ -133,6 +134,7 @@ func (r *room) leave(c *conn) {
 		return
 	}
 	toClose := r.detachLocked(c)
+	r.s.audit.left(r.id, c, r.transportLocked(c))
 	delete(r.headless, c)
 	if m := r.members[c.pid]; m != nil && m.conn == c && !r.handOverLocked(m) {
 		r.removeMemberLocked(m)
@@ -250,6 +252,10 @@ func (r *room) moderate(c *conn, typ string, target sfu.ParticipantID) error {
 	if m == nil || !m.listed() {
 		err := r.moderateRemoteLocked(typ, target)
 		r.mu.Unlock()
+		if err == nil {
+			// Audited where it was decided, once, whichever node applies it.
+			r.s.audit.moderated(r.id, c.pid, target, typ)
+		}
 		return err
 	}
 	if m.info.Role != string(auth.RoleStudent) {
@@ -260,7 +266,20 @@ func (r *room) moderate(c *conn, typ string, target sfu.ParticipantID) error {
 	r.mu.Unlock()
 	closeAll(toClose)
 	c.log.Info().Str("action", typ).Str("target", string(target)).Msg("signaling: moderation")
+	r.s.audit.moderated(r.id, c.pid, target, typ)
 	return nil
+}
+
+// transportWS names the websocket in audit events; WHIP and WHEP
+// sessions are named by their kind.
+const transportWS = "ws"
+
+// transportLocked is how c is connected: "ws", "whip" or "whep".
+func (r *room) transportLocked(c *conn) string {
+	if x := r.headless[c]; x != nil {
+		return string(x.kind)
+	}
+	return transportWS
 }
 
 // applyModerationLocked changes a local student; it returns the peers to close.

@@ -76,6 +76,8 @@ type Options struct {
 	// MaxStudents is how many students this node takes before sending
 	// new ones to other nodes of the cluster (0: no limit).
 	MaxStudents int
+	// Audit receives the audit events (audit.go); nil: NewAuditLog(Logger).
+	Audit *AuditLog
 }
 
 // timings are the protocol's clocks (docs/protocol.md, "Transport");
@@ -107,6 +109,7 @@ type Server struct {
 	closing     atomic.Bool
 	sessions    sessionTable // WHIP and WHEP sessions
 	rec         *recManager
+	audit       *AuditLog
 	cl          atomic.Pointer[clusterLink] // nil without a cluster
 
 	connsMu sync.Mutex // leaf lock
@@ -131,12 +134,16 @@ func New(opts Options) (*Server, error) {
 	if opts.Registry == nil {
 		opts.Registry = prometheus.NewRegistry()
 	}
+	if opts.Audit == nil {
+		opts.Audit = NewAuditLog(opts.Logger)
+	}
 	s := &Server{
 		opts:  opts,
 		tm:    defaultTimings(),
 		log:   opts.Logger,
 		conns: map[*conn]struct{}{},
 		rates: newBitrates(),
+		audit: opts.Audit,
 	}
 	s.hub = newHub(s)
 	var err error

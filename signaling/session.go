@@ -193,6 +193,7 @@ func (h *hub) joinHeadless(x *session, id sfu.RoomID, info participantInfo) erro
 	defer r.mu.Unlock()
 	c.room, x.room = r, r
 	r.headless[c] = x
+	h.s.audit.joined(id, c, string(x.kind), r.members[c.pid] != nil)
 	if r.members[c.pid] == nil {
 		delete(r.remote, c.pid)
 		r.seq++
