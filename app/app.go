@@ -11,7 +11,6 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"path/filepath"
 	"sync"
 	"sync/atomic"
 
@@ -140,6 +139,7 @@ func (a *App) newSignaling() (*signaling.Server, error) {
 	for _, c := range []prometheus.Collector{
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+		newNodeCollector(a),
 	} {
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("app: metrics: %w", err)
@@ -157,7 +157,7 @@ func (a *App) newSignaling() (*signaling.Server, error) {
 		InviteTTL:   a.cfg.InviteTTL,
 		MaxStudents: a.cfg.MaxStudents,
 		Recording: signaling.RecordingOptions{
-			Dir: filepath.Join(a.cfg.Data, "recordings"), All: a.cfg.Record,
+			Dir: a.recordingsDir(), All: a.cfg.Record,
 			Retention: a.cfg.RecordingRetention.Duration(), LinkTTL: a.cfg.LinkTTL(),
 		},
 	})

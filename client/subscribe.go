@@ -188,18 +188,37 @@ func (c *Client) dropSub(s *Subscription) {
 	}
 }
 
-func (s *Subscription) onTrack(t *webrtc.TrackRemote, _ *webrtc.RTPReceiver) {
+func (s *Subscription) onTrack(t *webrtc.TrackRemote, r *webrtc.RTPReceiver) {
 	s.mu.Lock()
 	if s.closed {
 		s.mu.Unlock()
 		return
 	}
-	s.readers.Add(1)
+	s.readers.Add(2)
 	s.mu.Unlock()
 	go func() {
 		defer s.readers.Done()
 		s.read(t)
 	}()
+	go func() {
+		defer s.readers.Done()
+		readRTCP(r)
+	}()
+}
+
+// readRTCP reads the server's RTCP for a receiver until the peer
+// connection closes. The packets themselves are not needed, but pion's
+// interceptors see them only when they are read: the receiver report
+// interceptor takes the sender reports' times from them, and without
+// them its reports carry no LSR, so the server could not compute the
+// round trip (RFC 3550 6.4.1), as it does for browsers.
+func readRTCP(r *webrtc.RTPReceiver) {
+	buf := make([]byte, 1500)
+	for {
+		if _, _, err := r.Read(buf); err != nil {
+			return
+		}
+	}
 }
 
 // read is the track's reader goroutine; it ends when the peer connection

@@ -14,6 +14,7 @@ import (
 	"math/rand/v2"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/pion/rtcp"
 	"github.com/pion/rtp"
@@ -112,6 +113,8 @@ type DownTrack struct {
 	history *sentMap
 	hdr     rtp.Header
 	pending outCounts
+	// reception is the receiver's latest report (reception.go).
+	reception receptionState
 }
 
 func newDownTrack(t *Track, stats *counters, log zerolog.Logger) *DownTrack {
@@ -125,6 +128,7 @@ func newDownTrack(t *Track, stats *counters, log zerolog.Logger) *DownTrack {
 		nacks:   make(chan []uint16, nackQueueSize),
 		history: newSentMap(t.kind),
 	}
+	d.reception.created = time.Now()
 	s := newSource(t)
 	s.sink = d
 	d.src.Store(s)
@@ -444,6 +448,10 @@ func (d *DownTrack) handleRTCP(pkts []rtcp.Packet) {
 			if pk.MediaSSRC == b.ssrc {
 				d.queueNACK(pk)
 			}
+		case *rtcp.ReceiverReport:
+			d.receptionReports(s.track.codec.ClockRate, b.ssrc, pk.Reports, time.Now())
+		case *rtcp.SenderReport:
+			d.receptionReports(s.track.codec.ClockRate, b.ssrc, pk.Reports, time.Now())
 		}
 	}
 }

@@ -37,6 +37,10 @@ type counters struct {
 	subscribers      atomic.Int64
 	direct           atomic.Int64
 	publishers       atomic.Int64
+	// observer receives every down track's receiver reports
+	// (reception.go); nil: none. Down tracks reach it through their
+	// counters, which every down track of the engine shares.
+	observer atomic.Pointer[ReceptionObserver]
 }
 
 func (c *counters) snapshot() Stats {

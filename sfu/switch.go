@@ -81,6 +81,7 @@ func newSwitchDownTrack(kind webrtc.RTPCodecType, id, streamID string, stats *co
 		nacks:   make(chan []uint16, nackQueueSize),
 		history: newSentMap(kind),
 	}
+	d.reception.created = time.Now()
 	d.seq = newSeqRewriter(uint16(time.Now().UnixNano()))
 	return d
 }

@@ -399,6 +399,7 @@ func (c *conn) dispatch(req request) error {
 
 // join checks the token and enters the class, or closes the connection.
 func (c *conn) join(d *joinData) {
+	start := time.Now()
 	claims, err := c.s.opts.Signer.Verify(d.Token)
 	if err != nil {
 		c.close(err, false)
@@ -430,6 +431,7 @@ func (c *conn) join(d *joinData) {
 	var re *redirectError
 	if errors.As(c.s.route(claims.Role, sfu.RoomID(room)), &re) {
 		c.redirectWS(re)
+		c.s.quality.join.Observe(time.Since(start).Seconds())
 		return
 	}
 	if err := c.s.hub.join(c, sfu.RoomID(room)); err != nil {
@@ -437,6 +439,7 @@ func (c *conn) join(d *joinData) {
 		c.close(err, false)
 		return
 	}
+	c.s.quality.join.Observe(time.Since(start).Seconds())
 	_ = c.ws.SetReadDeadline(time.Now().Add(c.s.tm.read))
 	c.log.Info().Msg("signaling: joined")
 }

@@ -26,6 +26,7 @@ type collector struct {
 	packetsIn, packetsFwd, packetsDropped, bytesIn, bytesOut        *prometheus.Desc
 	nacks, keyframes, bitrateIn, bitrateOut                         *prometheus.Desc
 	relaysIn, relaysOut                                             *prometheus.Desc
+	studentsQuality, classesBad, recordings                         *prometheus.Desc
 }
 
 func newCollector(s *Server) *collector {
@@ -53,6 +54,11 @@ func newCollector(s *Server) *collector {
 		bitrateOut:     d("bitrate_out_bps", "Sent media bitrate over the last 10 s, bits per second."),
 		relaysIn:       d("relays_in", "Streams this node pulls from other nodes of a cluster, one peer connection each."),
 		relaysOut:      d("relays_out", "Peer connections over which other nodes of a cluster pull this node's streams."),
+		studentsQuality: d("students_quality",
+			"Students by the verdict on their latest receiver reports: good, weak or bad (docs/deploy.md).", "verdict"),
+		recordings: d("recordings_active", "Classes being recorded on this node."),
+		classesBad: d("classes_bad_quality",
+			"Classes on this node where at least a quarter of the students with a verdict are in bad quality."),
 	}
 }
 
@@ -61,6 +67,7 @@ func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 		c.classes, c.participants, c.tracks, c.publishers, c.subscribers, c.subscribersDirect, c.wsConns,
 		c.packetsIn, c.packetsFwd, c.packetsDropped, c.bytesIn, c.bytesOut,
 		c.nacks, c.keyframes, c.bitrateIn, c.bitrateOut, c.relaysIn, c.relaysOut,
+		c.studentsQuality, c.classesBad, c.recordings,
 	} {
 		ch <- d
 	}
@@ -96,6 +103,12 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	in, out := c.s.rates.get()
 	gauge(c.bitrateIn, in)
 	gauge(c.bitrateOut, out)
+	qs := c.s.hub.qualityStats(time.Now())
+	for v, n := range qs.students {
+		gauge(c.studentsQuality, float64(n), v)
+	}
+	gauge(c.classesBad, float64(qs.badClasses))
+	gauge(c.recordings, float64(c.s.rec.activeCount()))
 }
 
 func (s *Server) engineStats() sfu.Stats {

@@ -22,6 +22,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rs/zerolog"
 
 	"lectern/auth"
@@ -79,6 +80,9 @@ type recManager struct {
 	stop chan struct{}
 	once sync.Once
 
+	// failures counts the recordings that stopped by themselves, by reason.
+	failures *prometheus.CounterVec
+
 	mu     sync.Mutex // leaf
 	active map[sfu.RoomID]*recSession
 	auto   map[sfu.RoomID]bool // the class's automatic recording has been started
@@ -108,6 +112,13 @@ func newRecManager(s *Server, opts RecordingOptions) (*recManager, error) {
 		s: s, opts: opts, log: s.log.With().Str("component", "recording").Logger(),
 		now: time.Now, stop: make(chan struct{}),
 		active: map[sfu.RoomID]*recSession{}, auto: map[sfu.RoomID]bool{},
+		failures: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "lectern_recording_failures_total",
+			Help: "Recordings that stopped by themselves, by reason: disk_full or write_error.",
+		}, []string{"reason"}),
+	}
+	for _, r := range []string{"disk_full", "write_error"} {
+		m.failures.WithLabelValues(r) // exported at 0 from the start, for rate()
 	}
 	if opts.Dir == "" {
 		return m, nil
@@ -185,6 +196,13 @@ func (m *recManager) start(room sfu.RoomID, by sfu.ParticipantID) (id recording.
 	m.log.Info().Str("room", string(room)).Str("recording", string(x.id)).Msg("recording: started")
 	m.s.audit.recordingStarted(room, string(x.id), string(by))
 	return x.id, true, nil
+}
+
+// activeCount is the number of classes being recorded.
+func (m *recManager) activeCount() int {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return len(m.active)
 }
 
 // newSession registers a session; m.mu is held.
@@ -282,6 +300,7 @@ func (m *recManager) failed(x *recSession, err error) {
 	if errors.Is(err, recording.ErrDiskFull) {
 		reason = "disk_full"
 	}
+	m.failures.WithLabelValues(reason).Inc()
 	m.log.Error().Err(err).Str("room", string(x.room)).Str("recording", string(x.id)).Msg("recording: failed; the class goes on")
 	m.s.audit.recordingStopped(x.room, string(x.id), "", stopFailed)
 	if current {

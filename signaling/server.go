@@ -110,6 +110,7 @@ type Server struct {
 	sessions    sessionTable // WHIP and WHEP sessions
 	rec         *recManager
 	audit       *AuditLog
+	quality     *quality
 	cl          atomic.Pointer[clusterLink] // nil without a cluster
 
 	connsMu sync.Mutex // leaf lock
@@ -138,12 +139,13 @@ func New(opts Options) (*Server, error) {
 		opts.Audit = NewAuditLog(opts.Logger)
 	}
 	s := &Server{
-		opts:  opts,
-		tm:    defaultTimings(),
-		log:   opts.Logger,
-		conns: map[*conn]struct{}{},
-		rates: newBitrates(),
-		audit: opts.Audit,
+		opts:    opts,
+		tm:      defaultTimings(),
+		log:     opts.Logger,
+		conns:   map[*conn]struct{}{},
+		rates:   newBitrates(),
+		audit:   opts.Audit,
+		quality: newQuality(),
 	}
 	s.hub = newHub(s)
 	var err error
@@ -163,6 +165,14 @@ func New(opts Options) (*Server, error) {
 	}
 	if err := opts.Registry.Register(newCollector(s)); err != nil {
 		return nil, fmt.Errorf("signaling: register metrics: %w", err)
+	}
+	for _, c := range append(s.quality.collectors, s.rec.failures) {
+		if err := opts.Registry.Register(c); err != nil {
+			return nil, fmt.Errorf("signaling: register metrics: %w", err)
+		}
+	}
+	if opts.Engine != nil {
+		opts.Engine.SetReceptionObserver(s.quality)
 	}
 	s.mux = s.routes()
 	s.tasks.start(s.sampleBitrates)
