@@ -1,6 +1,7 @@
 package deploy
 
 import (
+	"os/exec"
 	"strings"
 	"testing"
 
@@ -46,6 +47,15 @@ func knownEnv() map[string]bool {
 		}
 	}
 	return known
+}
+
+// tool finds a command the tests run, from the Debian package pkg; the
+// test fails, rather than skips, without it: scripts/test installs it.
+func tool(t *testing.T, name, pkg string) string {
+	t.Helper()
+	p, err := exec.LookPath(name)
+	require.NoError(t, err, "%s must be installed (apt-get install %s)", name, pkg)
+	return p
 }
 
 // withImageEnv is env over the image's own ENV, as a container sees it.

@@ -54,21 +54,12 @@ func (u unit) last(section, key string) string {
 	return v[len(v)-1]
 }
 
-// systemdAnalyze finds systemd-analyze; scripts/test installs systemd
-// when it is missing.
-func systemdAnalyze(t *testing.T) string {
-	t.Helper()
-	p, err := exec.LookPath("systemd-analyze")
-	require.NoError(t, err, "systemd-analyze must be installed (apt-get install systemd)")
-	return p
-}
-
 // TestSystemdUnitVerifies runs systemd-analyze verify on the unit, with
 // ExecStart pointing at a lectern built as the Dockerfile builds it (the
 // one change), and requires it silent: verify exits 0 even for an unknown
 // key, but says so.
 func TestSystemdUnitVerifies(t *testing.T) {
-	analyze := systemdAnalyze(t)
+	analyze := tool(t, "systemd-analyze", "systemd")
 	u := readUnit(t, unitPath)
 	exec0 := strings.Fields(u.last("Service", "ExecStart"))
 	require.NotEmpty(t, exec0)

@@ -24,6 +24,19 @@ type scrape struct {
 	families map[string]string // name -> type
 }
 
+// liveClass opens a class on srv with a pion teacher publishing the clip
+// and pion students of those names watching it.
+func liveClass(t *testing.T, srv *server, students ...string) (room string, teacher *client.Client, watching []*client.Client) {
+	t.Helper()
+	room = newRoom()
+	teacher = srv.dial(t, srv.token(t, room, auth.RoleTeacher, "Ms Rivera"), client.Options{})
+	publishClip(t, teacher, clipIVF, clipOgg)
+	for _, name := range students {
+		watching = append(watching, srv.dial(t, srv.token(t, room, auth.RoleStudent, name), client.Options{}))
+	}
+	return room, teacher, watching
+}
+
 func scrapeMetrics(t *testing.T, base string) scrape {
 	t.Helper()
 	resp, err := http.Get(base + "/metrics")
@@ -61,13 +74,7 @@ func scrapeMetrics(t *testing.T, base string) scrape {
 func TestFleetMetrics(t *testing.T) {
 	t.Parallel()
 	srv := startServer(t, "tokens")
-	room := newRoom()
-	teacher := srv.dial(t, srv.token(t, room, auth.RoleTeacher, "Ms Rivera"), client.Options{})
-	publishClip(t, teacher, clipIVF, clipOgg)
-	var students []*client.Client
-	for _, name := range []string{"Ada", "Bob"} {
-		students = append(students, srv.dial(t, srv.token(t, room, auth.RoleStudent, name), client.Options{}))
-	}
+	room, teacher, students := liveClass(t, srv, "Ada", "Bob")
 
 	var m scrape
 	waitFor(t, 30*time.Second, "both students' receiver reports in the metrics", func() (bool, string) {

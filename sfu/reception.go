@@ -41,8 +41,9 @@ type ReceptionObserver interface {
 
 // receptionState is a down track's latest report; zero until the first.
 type receptionState struct {
-	last    atomic.Pointer[Reception]
-	created time.Time
+	last     atomic.Pointer[Reception]
+	reported atomic.Bool // a first report has come
+	created  time.Time
 }
 
 // SetReceptionObserver makes o receive the reports of every down track of
@@ -79,9 +80,11 @@ func (d *DownTrack) receptionReports(clockRate uint32, ssrc uint32, reports []rt
 		if clockRate > 0 {
 			r.Jitter = time.Duration(float64(rr.Jitter) / float64(clockRate) * float64(time.Second))
 		}
-		if prev := d.reception.last.Swap(&r); prev == nil {
+		if d.reception.reported.CompareAndSwap(false, true) {
 			r.First, r.Since = true, now.Sub(d.reception.created)
 		}
+		// Stored once complete: the metrics read it from other goroutines.
+		d.reception.last.Store(&r)
 		if o := d.stats.observer.Load(); o != nil {
 			(*o).ObserveReception(r)
 		}
