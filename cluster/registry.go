@@ -38,6 +38,9 @@ type Load struct {
 	Classes    int     `json:"classes"`     // classes it is the origin of
 	CPU        float64 `json:"cpu"`         // busy fraction of all cores, 0 to 1
 	BitrateOut int64   `json:"bitrate_out"` // bits per second sent to clients and relays
+	// Draining: the node takes no new classes or students before it
+	// stops (`lectern drain`); it counts as full.
+	Draining bool `json:"draining,omitempty"`
 }
 
 // NodeInfo is what a node announces about itself.
@@ -60,9 +63,9 @@ type NodeStatus struct {
 	Self     bool      `json:"self"`
 }
 
-// Full reports whether the node takes no more students.
+// Full reports whether the node takes no more students (nor classes).
 func (n NodeStatus) Full() bool {
-	return n.Capacity > 0 && n.Load.Students >= n.Capacity
+	return n.Load.Draining || n.Capacity > 0 && n.Load.Students >= n.Capacity
 }
 
 // Liveness is what this node can say about another node.

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"os/exec"
 	"regexp"
 	"strconv"
 	"strings"
@@ -19,6 +20,8 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"lectern/app"
+	"lectern/auth"
+	"lectern/client"
 	"lectern/config"
 )
 
@@ -82,9 +85,9 @@ type container struct {
 	LivenessProbe  *probe `yaml:"livenessProbe"`
 	Lifecycle      struct {
 		PreStop struct {
-			Sleep *struct {
-				Seconds int `yaml:"seconds"`
-			} `yaml:"sleep"`
+			Exec *struct {
+				Command []string `yaml:"command"`
+			} `yaml:"exec"`
 		} `yaml:"preStop"`
 	} `yaml:"lifecycle"`
 	SecurityContext struct {
@@ -200,9 +203,12 @@ func TestKubernetesLectern(t *testing.T) {
 	require.Len(t, svc.Spec.Ports, 1)
 	require.Equal(t, httpPort, strconv.Itoa(svc.Spec.Ports[0].TargetPort))
 
-	require.NotNil(t, c.Lifecycle.PreStop.Sleep)
-	stop := time.Duration(c.Lifecycle.PreStop.Sleep.Seconds)*time.Second + cfg.ShutdownTimeout
-	require.Greater(t, time.Duration(pod.TerminationGracePeriodSeconds)*time.Second, stop)
+	drain := preStopDrain(t, c)
+	require.Equal(t, "http://127.0.0.1:"+httpPort, drain.url, "the pre-stop hook drains this pod's own node")
+	require.Positive(t, drain.timeout, "the drain gives up before Kubernetes kills the pod")
+	grace := time.Duration(pod.TerminationGracePeriodSeconds) * time.Second
+	require.Greater(t, grace, drain.timeout+cfg.ShutdownTimeout)
+	require.GreaterOrEqual(t, grace, time.Hour, "long enough for a class to end")
 
 	users := readDockerfile(t).finalStage().all("USER")
 	uid, _, _ := strings.Cut(users[len(users)-1], ":")
@@ -217,6 +223,91 @@ func TestKubernetesLectern(t *testing.T) {
 		mounted = mounted || m.MountPath == cfg.Data
 	}
 	require.True(t, mounted, "the data directory %s is a volume", cfg.Data)
+}
+
+// drainHook is the pre-stop hook's `lectern drain` command.
+type drainHook struct {
+	args    []string // after the binary
+	url     string
+	timeout time.Duration
+}
+
+func preStopDrain(t *testing.T, c container) drainHook {
+	t.Helper()
+	require.NotNil(t, c.Lifecycle.PreStop.Exec, "a pre-stop exec hook")
+	cmd := c.Lifecycle.PreStop.Exec.Command
+	require.GreaterOrEqual(t, len(cmd), 3)
+	require.Equal(t, "/usr/local/bin/lectern", cmd[0], "the image's binary")
+	require.Equal(t, []string{"drain", "--wait"}, cmd[1:3])
+	h := drainHook{args: cmd[1:]}
+	for i := 1; i+1 < len(cmd); i++ {
+		switch cmd[i] {
+		case "--url":
+			h.url = cmd[i+1]
+		case "--timeout":
+			d, err := time.ParseDuration(cmd[i+1])
+			require.NoError(t, err)
+			h.timeout = d
+		}
+	}
+	return h
+}
+
+// TestKubernetesPreStopDrains runs the pre-stop hook's command, with the
+// binary built as the Dockerfile builds it, against a running node that
+// holds a class: it returns only once the class's participant has left,
+// and the node is no longer ready.
+func TestKubernetesPreStopDrains(t *testing.T) {
+	c := readKube(t)["StatefulSet/lectern"].Spec.Template.Spec.Containers[0]
+	h := preStopDrain(t, c)
+	bin := lecternBinary(t)
+	base, signer := startNode(t)
+	tok, err := client.MintToken(signer, "algebra", auth.RoleTeacher, "Ms Rivera", "")
+	require.NoError(t, err)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	teacher, err := client.Dial(ctx, base, tok, client.Options{Logger: zerolog.Nop(), NoSubscribe: true})
+	require.NoError(t, err)
+	defer teacher.Close()
+
+	args := append([]string(nil), h.args...)
+	for i := range args {
+		if i > 0 && args[i-1] == "--url" {
+			args[i] = base // the one change: this test's node, not the pod's port
+		}
+	}
+	args = append(args, "--interval", "50ms")
+	cmd := exec.CommandContext(ctx, bin, args...)
+	cmd.Env = append(os.Environ(), "LECTERN_SECRET="+testSecret)
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	require.NoError(t, cmd.Start())
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	require.Eventually(t, func() bool { return readyzCode(t, base) == http.StatusServiceUnavailable },
+		10*time.Second, 20*time.Millisecond, "the node stops being ready")
+	select {
+	case err := <-done:
+		t.Fatalf("the hook returned with a class on the node: %v\n%s", err, out.String())
+	case <-time.After(300 * time.Millisecond):
+	}
+	require.NoError(t, teacher.Close())
+	select {
+	case err := <-done:
+		require.NoError(t, err, "%s", out.String())
+	case <-time.After(15 * time.Second):
+		t.Fatalf("the hook did not return once the node was empty:\n%s", out.String())
+	}
+	require.Contains(t, out.String(), "drained")
+}
+
+func readyzCode(t *testing.T, base string) int {
+	t.Helper()
+	resp, err := http.Get(base + "/readyz")
+	require.NoError(t, err)
+	_, _ = io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	return resp.StatusCode
 }
 
 // TestKubernetesNATS checks the NATS StatefulSet's configuration with
@@ -257,7 +348,7 @@ func TestKubernetesNATS(t *testing.T) {
 func TestProbesAnswerOnARunningNode(t *testing.T) {
 	c := readKube(t)["StatefulSet/lectern"].Spec.Template.Spec.Containers[0]
 	meta := readKube(t)["StatefulSet/lectern"].Spec.Template.Metadata.Annotations
-	base := startNode(t)
+	base, _ := startNode(t)
 	for _, path := range []string{c.ReadinessProbe.HTTPGet.Path, c.LivenessProbe.HTTPGet.Path, meta["prometheus.io/path"]} {
 		resp, err := http.Get(base + path)
 		require.NoError(t, err)
@@ -268,8 +359,9 @@ func TestProbesAnswerOnARunningNode(t *testing.T) {
 }
 
 // startNode runs a node with its own embedded NATS on free loopback
-// ports, stopped when the test ends; it returns its base URL.
-func startNode(t *testing.T) string {
+// ports and the test secret, stopped when the test ends; it returns its
+// base URL and its signer.
+func startNode(t *testing.T) (string, *auth.Signer) {
 	t.Helper()
 	cfg := config.Default()
 	cfg.HTTP = "127.0.0.1:0"
@@ -278,6 +370,7 @@ func startNode(t *testing.T) string {
 	cfg.PublicIP = "127.0.0.1"
 	cfg.Data = t.TempDir()
 	cfg.LogLevel = "warn"
+	cfg.Secret = testSecret
 	require.NoError(t, cfg.Validate())
 	a, err := app.New(cfg, zerolog.New(zerolog.NewTestWriter(t)).Level(zerolog.WarnLevel))
 	require.NoError(t, err)
@@ -287,5 +380,5 @@ func startNode(t *testing.T) string {
 		defer cancel()
 		require.NoError(t, a.Shutdown(ctx))
 	})
-	return a.BaseURL()
+	return a.BaseURL(), a.Signer()
 }

@@ -54,6 +54,9 @@ func (s *Server) route(role auth.Role, id sfu.RoomID) error {
 	if s.opts.Ready != nil && s.opts.Ready() != nil {
 		return nil // NATS is away: no directory to ask
 	}
+	if s.draining.Load() && (role == auth.RoleTeacher || role == auth.RoleStudent) {
+		return l.routeDraining(role, id)
+	}
 	switch role {
 	case auth.RoleTeacher:
 		return l.routeTeacher(id)
@@ -168,6 +171,7 @@ func (s *Server) ClusterLoad() cluster.Load {
 	if s.opts.Engine != nil {
 		ld.Tracks = int(s.opts.Engine.Stats().Tracks)
 	}
+	ld.Draining = s.draining.Load()
 	return ld
 }
 

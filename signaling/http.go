@@ -111,6 +111,11 @@ func (s *Server) readyz(w http.ResponseWriter, _ *http.Request) {
 		_, _ = io.WriteString(w, "shutting down\n")
 		return
 	}
+	if s.draining.Load() {
+		w.WriteHeader(http.StatusServiceUnavailable)
+		_, _ = io.WriteString(w, "draining\n")
+		return
+	}
 	if s.opts.Ready != nil {
 		if err := s.opts.Ready(); err != nil {
 			w.WriteHeader(http.StatusServiceUnavailable)

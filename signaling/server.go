@@ -107,6 +107,7 @@ type Server struct {
 	tasks       tracker
 	rates       *bitrates
 	closing     atomic.Bool
+	draining    atomic.Bool  // drain.go
 	sessions    sessionTable // WHIP and WHEP sessions
 	rec         *recManager
 	audit       *AuditLog
@@ -204,6 +205,7 @@ func (s *Server) routes() *http.ServeMux {
 	m.HandleFunc("GET /api/rooms", s.listRooms)
 	m.HandleFunc("GET /healthz", s.healthz)
 	m.HandleFunc("GET /readyz", s.readyz)
+	m.HandleFunc("/api/drain", s.drainHTTP)
 	m.Handle("GET /metrics", promhttp.HandlerFor(s.opts.Registry, promhttp.HandlerOpts{}))
 	return m
 }

@@ -1,6 +1,6 @@
 // Command lectern runs a Lectern node (`lectern serve`, the default),
-// mints join tokens (`lectern token`) and measures a server (`lectern
-// bench`). It is the only place that reads the
+// mints join tokens (`lectern token`), measures a server (`lectern
+// bench`) and drains a node before it stops (`lectern drain`). It is the only place that reads the
 // process's arguments, environment and signals; everything else receives
 // a config.Config.
 package main
@@ -50,6 +50,8 @@ func run(ctx context.Context, args []string, env config.Env, stdout, stderr io.W
 		return token(args[1:], env, stdout, stderr)
 	case "bench":
 		return bench.Main(ctx, args[1:], stdout, stderr)
+	case "drain":
+		return drain(ctx, args[1:], env, stdout, stderr)
 	case "version":
 		fmt.Fprintln(stdout, versionLine())
 		return exitOK
@@ -74,10 +76,11 @@ Usage:
   lectern [serve] [flags]   run the server (the default command)
   lectern token [flags]     print a signed join token (and a class link)
   lectern bench [flags]     measure how many students a server holds
+  lectern drain [flags]     take no new classes or students on a node, and wait until it is empty
   lectern version           print the version
 
-Run 'lectern serve --help', 'lectern token --help' or 'lectern bench --help'
-for their flags.
+Run 'lectern serve --help', 'lectern token --help', 'lectern bench --help' or
+'lectern drain --help' for their flags.
 `)
 }
 

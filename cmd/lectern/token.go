@@ -33,11 +33,16 @@ func newTokenFlagSet(f *tokenFlags) *flag.FlagSet {
 	fs.StringVar(&f.title, "title", "", "class title shown on the class page (up to 200 bytes)")
 	fs.DurationVar(&f.ttl, "ttl", 3*time.Hour, "how long the token stays valid")
 	fs.BoolVar(&f.invite, "invite", false, "student only: a class invite, which each student exchanges for a personal token after giving a name")
+	secretFlags(fs, f)
+	fs.StringVar(&f.baseURL, "url", "", "the server's address, e.g. https://lectern.example.org: also print the class link")
+	return fs
+}
+
+// secretFlags are the flags that locate the secret, as signer reads them.
+func secretFlags(fs *flag.FlagSet, f *tokenFlags) {
 	fs.StringVar(&f.data, "data", "", "data directory holding the secret (env LECTERN_DATA, default ./lectern-data)")
 	fs.StringVar(&f.secretFile, "secret-file", "", "secret file (env LECTERN_SECRET_FILE, default <data>/secret)")
 	fs.StringVar(&f.configPath, "config", "", "YAML configuration file, for data and secret_file (env LECTERN_CONFIG)")
-	fs.StringVar(&f.baseURL, "url", "", "the server's address, e.g. https://lectern.example.org: also print the class link")
-	return fs
 }
 
 func tokenUsage(w io.Writer) {
