@@ -26,6 +26,9 @@ type APIOptions struct {
 	TCP bool
 	// TCPOnly gathers only ICE-TCP candidates, to exercise the fallback.
 	TCPOnly bool
+	// Interceptors are added before NACK and RTCP reports, nearest the
+	// network: what they drop on the way in is lost for the others too.
+	Interceptors []interceptor.Factory
 }
 
 // NewAPI builds a pion API that only ever uses the loopback interface:
@@ -38,6 +41,9 @@ func NewAPI(opts APIOptions) (*webrtc.API, error) {
 		return nil, err
 	}
 	reg := &interceptor.Registry{}
+	for _, f := range opts.Interceptors {
+		reg.Add(f)
+	}
 	if err := webrtc.ConfigureNack(m, reg); err != nil {
 		return nil, fmt.Errorf("client: nack: %w", err)
 	}

@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"bufio"
+	"encoding/binary"
 	"fmt"
 	"net/http"
 	"runtime"
@@ -10,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pion/interceptor"
 	"github.com/stretchr/testify/require"
 
 	"lectern/auth"
@@ -111,4 +113,48 @@ func TestFleetMetrics(t *testing.T) {
 		}
 		require.NotContains(t, series, room, "a series names the class")
 	}
+}
+
+// lossyLink drops, on the way in, every third RTP packet of every stream
+// by its sequence number, retransmissions included (they keep the number):
+// a student whose link loses a third of its packets for good.
+type lossyLink struct{}
+
+func (lossyLink) NewInterceptor(string) (interceptor.Interceptor, error) { return &lossyConn{}, nil }
+
+type lossyConn struct{ interceptor.NoOp }
+
+func (*lossyConn) BindRemoteStream(_ *interceptor.StreamInfo, r interceptor.RTPReader) interceptor.RTPReader {
+	return interceptor.RTPReaderFunc(func(b []byte, a interceptor.Attributes) (int, interceptor.Attributes, error) {
+		for {
+			n, attr, err := r.Read(b, a)
+			if err != nil || n < 4 || binary.BigEndian.Uint16(b[2:4])%3 != 0 {
+				return n, attr, err
+			}
+		}
+	})
+}
+
+// TestBadQualityStudent: of two students, one loses a third of its
+// packets. The node judges that one bad and the other good, counts the
+// class as in bad quality (half its students are), and the loss shows in
+// the histogram.
+func TestBadQualityStudent(t *testing.T) {
+	t.Parallel()
+	srv := startServer(t, "tokens")
+	room, _, _ := liveClass(t, srv, "Ada")
+	api, err := client.NewAPI(client.APIOptions{Logger: clientLogger(t), Interceptors: []interceptor.Factory{lossyLink{}}})
+	require.NoError(t, err)
+	srv.dial(t, srv.token(t, room, auth.RoleStudent, "Bob on a bad link"), client.Options{API: api})
+
+	var m scrape
+	waitFor(t, 30*time.Second, "one good and one bad student, and the class in bad quality", func() (bool, string) {
+		m = scrapeMetrics(t, srv.base)
+		good, bad := m.samples[`lectern_students_quality{verdict="good"}`], m.samples[`lectern_students_quality{verdict="bad"}`]
+		classes := m.samples["lectern_classes_bad_quality"]
+		return good == 1 && bad == 1 && classes == 1, fmt.Sprintf("good %v, bad %v, classes in bad quality %v", good, bad, classes)
+	})
+	n := m.samples[`lectern_reception_loss_ratio_count{kind="video"}`]
+	under := m.samples[`lectern_reception_loss_ratio_bucket{kind="video",le="0.2"}`]
+	require.Less(t, under, n, "reports of 20%% loss or more: %v of %v under", under, n)
 }
