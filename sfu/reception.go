@@ -105,3 +105,7 @@ func reportRTT(lsr, dlsr uint32, now time.Time) time.Duration {
 	}
 	return time.Duration(uint64(units) * uint64(time.Second) >> 16)
 }
+
+// BytesSent is the media payload the down track has sent, retransmissions
+// included: two reads some seconds apart give a student's bitrate.
+func (d *DownTrack) BytesSent() uint64 { return d.octets.Load() }

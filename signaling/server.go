@@ -206,6 +206,8 @@ func (s *Server) routes() *http.ServeMux {
 	m.HandleFunc("GET /healthz", s.healthz)
 	m.HandleFunc("GET /readyz", s.readyz)
 	m.HandleFunc("/api/drain", s.drainHTTP)
+	m.HandleFunc("GET /operator", s.servePage("operator.html"))
+	m.HandleFunc("GET /api/operator", s.consoleAPI)
 	m.Handle("GET /metrics", promhttp.HandlerFor(s.opts.Registry, promhttp.HandlerOpts{}))
 	return m
 }

@@ -1,0 +1,101 @@
+package e2e
+
+import (
+	"fmt"
+	"net/http"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"lectern/auth"
+	"lectern/client"
+)
+
+// consoleRow is what the console shows of one student's connection.
+type consoleRow struct {
+	Found   bool   `json:"found"`
+	Bitrate string `json:"bitrate"`
+	Loss    string `json:"loss"`
+	RTT     string `json:"rtt"`
+	Jitter  string `json:"jitter"`
+	Verdict string `json:"verdict"`
+	Status  string `json:"status"`
+	Nodes   int    `json:"nodes"`
+	NodeStu string `json:"nodeStudents"`
+	Live    string `json:"live"`
+}
+
+func consoleScript(room, participant string) string {
+	return fmt.Sprintf(`(() => {
+  const q = (el, id) => { const e = el && el.querySelector('[data-testid="' + id + '"]'); return e ? e.textContent : ''; };
+  const row = document.querySelector('[data-testid="conn-row"][data-participant=%q]');
+  const cls = document.querySelector('[data-testid="class-row"][data-room=%q]');
+  const nodes = document.querySelectorAll('[data-testid="node-row"]');
+  return {found: !!row, bitrate: q(row, 'conn-bitrate'), loss: q(row, 'conn-loss'), rtt: q(row, 'conn-rtt'),
+    jitter: q(row, 'conn-jitter'), verdict: q(row, 'conn-verdict'),
+    status: document.querySelector('[data-testid="console-status"]').textContent,
+    nodes: nodes.length, nodeStudents: q(nodes[0], 'node-students'), live: q(cls, 'class-live')};
+})()`, participant, room)
+}
+
+// kbits reads "123 kbit/s" or "1.50 Mbit/s".
+func kbits(s string) float64 {
+	f := strings.Fields(s)
+	if len(f) != 2 {
+		return 0
+	}
+	v, _ := strconv.ParseFloat(f[0], 64)
+	if f[1] == "Mbit/s" {
+		v *= 1000
+	}
+	return v
+}
+
+// TestBrowserOperatorConsole opens /operator in Chromium with an operator
+// token while a pion teacher publishes and a pion student watches: the
+// console lists the node with its student, the class as live, and the
+// student's connection with its bitrate, loss, round trip, jitter and a
+// good verdict, and keeps updating by itself. An operator token for
+// another class sees neither.
+func TestBrowserOperatorConsole(t *testing.T) {
+	t.Parallel()
+	chromium := findChromium(t)
+	srv := startServer(t, "tokens")
+	room, _, students := liveClass(t, srv, "Ada")
+	ada := students[0]
+
+	b := newBrowser(t, chromium)
+	tb := b.open(t, "operator", srv.base+"/operator#token="+operatorToken(t, srv.signer))
+	var first consoleRow
+	waitFor(t, 30*time.Second, "the student's connection in the console", func() (bool, string) {
+		r, err := eval[consoleRow](tb, consoleScript(room, ada.ID()))
+		first = r
+		return err == nil && r.Found && r.Verdict == "good" && kbits(r.Bitrate) > 100 && r.RTT != "" &&
+				r.Nodes == 1 && r.NodeStu == "1" && r.Live == "live",
+			fmt.Sprintf("%+v err=%v", r, err)
+	})
+	require.Equal(t, "0.0 %", first.Loss)
+	require.Regexp(t, `^\d+ ms$`, first.RTT)
+	require.Regexp(t, `^\d+ ms$`, first.Jitter)
+	waitFor(t, 15*time.Second, "the console to update by itself", func() (bool, string) {
+		r, err := eval[consoleRow](tb, consoleScript(room, ada.ID()))
+		return err == nil && r.Status != first.Status && r.Found && kbits(r.Bitrate) > 100,
+			fmt.Sprintf("%+v err=%v", r, err)
+	})
+
+	other, err := client.MintToken(srv.signer, newRoom(), auth.RoleOperator, "Other class", "")
+	require.NoError(t, err)
+	var view struct {
+		Nodes       []any `json:"nodes"`
+		Classes     []any `json:"classes"`
+		Connections []any `json:"connections"`
+	}
+	apiCall(t, http.MethodGet, srv.base+"/api/operator", other, http.StatusOK, &view)
+	require.Empty(t, view.Nodes, "an operator of one class sees no nodes")
+	require.Empty(t, view.Classes)
+	require.Empty(t, view.Connections)
+	apiCall(t, http.MethodGet, srv.base+"/api/operator", srv.token(t, room, auth.RoleTeacher, "T"), http.StatusForbidden, nil)
+}

@@ -1,0 +1,129 @@
+// operator.js: the operator console, /operator#token=… (an operator
+// token). It reads GET /api/operator every two seconds and redraws: the
+// nodes, the classes, and each participant's connection on this node.
+// Bitrates come from two reads of the bytes sent. A class row selects
+// that class's connections; selecting it again shows them all.
+
+import { tokenFromHash } from './token.js';
+
+const PERIOD_MS = 2000;
+const $ = (sel) => document.querySelector(sel);
+
+let token = '';
+let selected = '';
+let previous = null; // the last view, for bitrates
+
+function cell(tr, text, cls) {
+  const td = document.createElement('td');
+  td.textContent = text;
+  if (cls) td.className = cls;
+  tr.append(td);
+  return td;
+}
+
+function bits(bps) {
+  if (!(bps > 0)) return '0';
+  if (bps >= 1e6) return `${(bps / 1e6).toFixed(2)} Mbit/s`;
+  return `${Math.round(bps / 1e3)} kbit/s`;
+}
+
+function drawNodes(nodes) {
+  const body = $('#nodes');
+  body.replaceChildren();
+  $('#nodes-section').hidden = nodes.length === 0;
+  for (const n of nodes) {
+    const tr = document.createElement('tr');
+    tr.dataset.testid = 'node-row';
+    tr.dataset.node = n.id;
+    cell(tr, (n.id || 'this node') + (n.self ? ' (this node)' : ''));
+    cell(tr, n.draining ? `${n.liveness}, draining` : n.liveness);
+    cell(tr, n.nats || '');
+    cell(tr, n.version || '');
+    cell(tr, String(n.students)).dataset.testid = 'node-students';
+    cell(tr, String(n.classes));
+    cell(tr, bits(n.bitrate_out));
+    body.append(tr);
+  }
+}
+
+function drawClasses(classes) {
+  const body = $('#classes');
+  body.replaceChildren();
+  for (const c of classes) {
+    const tr = document.createElement('tr');
+    tr.className = 'selectable' + (c.room === selected ? ' selected' : '');
+    tr.dataset.testid = 'class-row';
+    tr.dataset.room = c.room;
+    cell(tr, c.room);
+    cell(tr, c.title || '');
+    cell(tr, c.live ? 'live' : 'not live').dataset.testid = 'class-live';
+    cell(tr, `${c.local} / ${c.participants}`);
+    cell(tr, String(c.bad_students), c.bad_students > 0 ? 'verdict-bad' : '');
+    cell(tr, c.origin || '');
+    cell(tr, c.recording ? 'recording' : '');
+    tr.addEventListener('click', () => {
+      selected = selected === c.room ? '' : c.room;
+      refresh();
+    });
+    body.append(tr);
+  }
+}
+
+function drawConnections(view) {
+  const body = $('#connections');
+  body.replaceChildren();
+  $('#connections-title').textContent = selected ? `Connections of ${selected} on this node` : 'Connections on this node';
+  const before = new Map((previous?.connections ?? []).map((c) => [`${c.room}/${c.participant}`, c]));
+  const secs = previous ? (new Date(view.at) - new Date(previous.at)) / 1000 : 0;
+  for (const c of view.connections) {
+    if (selected && c.room !== selected) continue;
+    const tr = document.createElement('tr');
+    tr.dataset.testid = 'conn-row';
+    tr.dataset.participant = c.participant;
+    const old = before.get(`${c.room}/${c.participant}`);
+    const bps = old && secs > 0 && c.bytes_sent >= old.bytes_sent ? ((c.bytes_sent - old.bytes_sent) * 8) / secs : 0;
+    cell(tr, c.room);
+    cell(tr, c.name || c.participant);
+    cell(tr, c.role);
+    cell(tr, c.transport);
+    cell(tr, c.tracks ? bits(bps) : '').dataset.testid = 'conn-bitrate';
+    const has = Boolean(c.verdict);
+    cell(tr, has ? `${(c.loss * 100).toFixed(1)} %` : '').dataset.testid = 'conn-loss';
+    cell(tr, has ? `${Math.round(c.rtt_ms)} ms` : '').dataset.testid = 'conn-rtt';
+    cell(tr, has ? `${Math.round(c.jitter_ms)} ms` : '').dataset.testid = 'conn-jitter';
+    const v = cell(tr, c.verdict || '', c.verdict ? `verdict-${c.verdict}` : '');
+    v.dataset.testid = 'conn-verdict';
+    body.append(tr);
+  }
+}
+
+async function refresh() {
+  try {
+    const res = await fetch('/api/operator', { headers: { Authorization: `Bearer ${token}` }, cache: 'no-store' });
+    if (res.status === 401) throw new Error('The token is missing, expired or not valid.');
+    if (res.status === 403) throw new Error('This console needs an operator token.');
+    if (!res.ok) throw new Error(`The server answered ${res.status}.`);
+    const view = await res.json();
+    drawNodes(view.nodes);
+    drawClasses(view.classes);
+    drawConnections(view);
+    previous = view;
+    $('#console-status').textContent = `${view.node || 'this node'}, updated ${new Date(view.at).toLocaleTimeString()}`;
+  } catch (err) {
+    $('#console-status').textContent = err.message;
+  }
+}
+
+function main() {
+  token = tokenFromHash();
+  // The token leaves the address bar (and history) at once.
+  history.replaceState(null, '', location.pathname + location.search);
+  if (!token) {
+    $('#console-status').textContent = 'Open this page with an operator token: /operator#token=…';
+    return;
+  }
+  refresh();
+  setInterval(refresh, PERIOD_MS);
+}
+
+main();
