@@ -146,16 +146,17 @@ func (a *App) newSignaling() (*signaling.Server, error) {
 		}
 	}
 	sig, err := signaling.New(signaling.Options{
-		Engine:      a.engine,
-		Signer:      a.signer,
-		AuthMode:    signaling.AuthMode(a.cfg.Auth),
-		Logger:      a.log.With().Str("component", "signaling").Logger(),
-		Audit:       signaling.NewAuditLog(a.log.With().Str("component", "audit").Logger()),
-		Registry:    reg,
-		Web:         web.FS(),
-		Ready:       a.ready,
-		InviteTTL:   a.cfg.InviteTTL,
-		MaxStudents: a.cfg.MaxStudents,
+		Engine:             a.engine,
+		Signer:             a.signer,
+		AuthMode:           signaling.AuthMode(a.cfg.Auth),
+		Logger:             a.log.With().Str("component", "signaling").Logger(),
+		Audit:              signaling.NewAuditLog(a.log.With().Str("component", "audit").Logger()),
+		Registry:           reg,
+		Web:                web.FS(),
+		Ready:              a.ready,
+		InviteTTL:          a.cfg.InviteTTL,
+		MaxStudents:        a.cfg.MaxStudents,
+		MetricsClassLabels: a.cfg.MetricsClassLabels,
 		Recording: signaling.RecordingOptions{
 			Dir: a.recordingsDir(), All: a.cfg.Record,
 			Retention: a.cfg.RecordingRetention.Duration(), LinkTTL: a.cfg.LinkTTL(),

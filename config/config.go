@@ -82,6 +82,10 @@ type Config struct {
 	// than at Go's 100, for no measurable CPU, and going lower saves
 	// nothing more (docs/performance.md).
 	GCPercent int `yaml:"gc_percent"`
+	// MetricsClassLabels, when positive, adds series labelled by class to
+	// /metrics for at most that many classes of this node, the largest
+	// (0: none; a label per class multiplies the series a fleet stores).
+	MetricsClassLabels int `yaml:"metrics_class_labels"`
 
 	// NATS lists the URLs of an existing NATS cluster to join; empty runs
 	// an embedded NATS server.
@@ -108,6 +112,10 @@ type Config struct {
 	// Recording: record, recording_retention, recording_link_ttl (recording.go).
 	Recording `yaml:",inline"`
 }
+
+// MaxMetricsClassLabels caps metrics_class_labels: beyond a few hundred
+// classes per node, per-class series belong in logs, not in Prometheus.
+const MaxMetricsClassLabels = 500
 
 // Default returns the configuration used when nothing is set.
 func Default() Config {
@@ -165,6 +173,9 @@ func (c Config) Validate() error {
 	if c.GCPercent < 1 || c.GCPercent > 10000 {
 		bad("gc_percent %d: want 1 to 10000", c.GCPercent)
 	}
+	if c.MetricsClassLabels < 0 || c.MetricsClassLabels > MaxMetricsClassLabels {
+		bad("metrics_class_labels %d: want 0 (none) to %d", c.MetricsClassLabels, MaxMetricsClassLabels)
+	}
 	if c.Secret != "" && len(c.Secret) < auth.MinSecretLen {
 		// Never echo the secret itself.
 		bad("LECTERN_SECRET: must be at least %d bytes", auth.MinSecretLen)
@@ -211,7 +222,7 @@ func (c Config) MarshalZerologObject(e *zerolog.Event) {
 		Stringer("invite_ttl", c.InviteTTL).Stringer("shutdown_timeout", c.ShutdownTimeout).
 		Bool("secret_from_env", c.Secret != "").Str("secret_file", c.SecretPath()).
 		Str("node_id", c.NodeID).Str("public_url", c.PublicURL).Int("max_students", c.MaxStudents).
-		Int("gc_percent", c.GCPercent).
+		Int("gc_percent", c.GCPercent).Int("metrics_class_labels", c.MetricsClassLabels).
 		Strs("nats", c.RedactedNATS()).Str("nats_creds", c.NATSCreds).Str("nats_tls_ca", c.NATSTLSCA).
 		Str("nats_tls_cert", c.NATSTLSCert).Str("nats_tls_key", c.NATSTLSKey).
 		Str("nats_listen", c.NATSListen).Str("nats_cluster_listen", c.NATSClusterListen).

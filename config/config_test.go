@@ -207,6 +207,8 @@ func TestLoadErrors(t *testing.T) {
 		{"public url scheme", []string{"--public-url", "ftp://h"}, nil, "", ErrInvalid, "public_url"},
 		{"public url not absolute", []string{"--public-url", "h:8080"}, nil, "", ErrInvalid, "public_url"},
 		{"negative max students", []string{"--max-students", "-1"}, nil, "", ErrInvalid, "max_students"},
+		{"negative class labels", []string{"--metrics-class-labels", "-1"}, nil, "", ErrInvalid, "metrics_class_labels -1"},
+		{"too many class labels", nil, []string{"LECTERN_METRICS_CLASS_LABELS=501"}, "", ErrInvalid, "metrics_class_labels 501"},
 		{"nats scheme", []string{"--nats", "http://h:4222"}, nil, "", ErrInvalid, "nats"},
 		{"nats no port", []string{"--nats", "nats://h"}, nil, "", ErrInvalid, "host:port"},
 		{"nats password hidden", []string{"--nats", "nats://u:hunter2@h"}, nil, "", ErrInvalid, "REDACTED"},

@@ -44,6 +44,7 @@ func (c *Config) fields() []field {
 		{"public_url", "LECTERN_PUBLIC_URL", "public-url", "base URL other nodes redirect clients to (empty: from the HTTP address)", stringValue{&c.PublicURL}},
 		{"max_students", "LECTERN_MAX_STUDENTS", "max-students", "students this node takes before sending new ones to another node (0: no limit)", intValue{&c.MaxStudents}},
 		{"gc_percent", "LECTERN_GC_PERCENT", "gc-percent", "garbage collector target, as Go's GOGC: heap growth in percent between collections (lower: less memory, more collecting)", intValue{&c.GCPercent}},
+		{"metrics_class_labels", "LECTERN_METRICS_CLASS_LABELS", "metrics-class-labels", "export per-class series in /metrics for at most this many of the node's largest classes (0: none)", intValue{&c.MetricsClassLabels}},
 		{"nats", "LECTERN_NATS", "nats", "comma-separated URLs of an existing NATS cluster to join (empty: embedded NATS server)", listValue{&c.NATS}},
 		{"nats_creds", "LECTERN_NATS_CREDS", "nats-creds", "NATS credentials file (with --nats)", stringValue{&c.NATSCreds}},
 		{"nats_tls_ca", "LECTERN_NATS_TLS_CA", "nats-tls-ca", "PEM file of CAs for the NATS servers' certificates (with --nats)", stringValue{&c.NATSTLSCA}},

@@ -43,8 +43,9 @@ func startServer(t *testing.T, authMode string) *server {
 	return startServerLog(t, authMode, testLogger(t))
 }
 
-// startServerLog is startServer with the node's logger given.
-func startServerLog(t *testing.T, authMode string, log zerolog.Logger) *server {
+// startServerLog is startServer with the node's logger given, and its
+// configuration changed by each of tweaks.
+func startServerLog(t *testing.T, authMode string, log zerolog.Logger, tweaks ...func(*config.Config)) *server {
 	t.Helper()
 	cfg := config.Default()
 	cfg.HTTP = "127.0.0.1:0"
@@ -54,6 +55,9 @@ func startServerLog(t *testing.T, authMode string, log zerolog.Logger) *server {
 	cfg.Data = t.TempDir()
 	cfg.Auth = authMode
 	cfg.LogLevel = "warn"
+	for _, tw := range tweaks {
+		tw(&cfg)
+	}
 	require.NoError(t, cfg.Validate())
 	a, err := app.New(cfg, log)
 	require.NoError(t, err)

@@ -16,6 +16,7 @@ import (
 
 	"lectern/auth"
 	"lectern/client"
+	"lectern/config"
 )
 
 // scrape is one read of a node's /metrics: every sample by its series,
@@ -157,4 +158,24 @@ func TestBadQualityStudent(t *testing.T) {
 	n := m.samples[`lectern_reception_loss_ratio_count{kind="video"}`]
 	under := m.samples[`lectern_reception_loss_ratio_bucket{kind="video",le="0.2"}`]
 	require.Less(t, under, n, "reports of 20%% loss or more: %v of %v under", under, n)
+}
+
+// TestClassLabelsCapped: with metrics_class_labels 1, the node exports
+// per-class series for its largest class only.
+func TestClassLabelsCapped(t *testing.T) {
+	t.Parallel()
+	srv := startServerLog(t, "tokens", testLogger(t), func(c *config.Config) { c.MetricsClassLabels = 1 })
+	big, small := newRoom(), newRoom()
+	for i, room := range []string{big, big, small} {
+		srv.dial(t, srv.token(t, room, auth.RoleStudent, fmt.Sprintf("Student %d", i)), client.Options{NoSubscribe: true})
+	}
+	var m scrape
+	waitFor(t, 10*time.Second, "the largest class's series", func() (bool, string) {
+		m = scrapeMetrics(t, srv.base)
+		return m.samples[`lectern_class_students{room="`+big+`"}`] == 2, "not yet"
+	})
+	require.Contains(t, m.samples, `lectern_class_bad_students{room="`+big+`"}`)
+	for series := range m.samples {
+		require.NotContains(t, series, small, "a series of the smaller class, past the cap")
+	}
 }

@@ -27,6 +27,7 @@ type collector struct {
 	nacks, keyframes, bitrateIn, bitrateOut                         *prometheus.Desc
 	relaysIn, relaysOut                                             *prometheus.Desc
 	studentsQuality, classesBad, recordings                         *prometheus.Desc
+	classStudents, classBad                                         *prometheus.Desc // Options.MetricsClassLabels
 }
 
 func newCollector(s *Server) *collector {
@@ -57,6 +58,10 @@ func newCollector(s *Server) *collector {
 		studentsQuality: d("students_quality",
 			"Students by the verdict on their latest receiver reports: good, weak or bad (docs/deploy.md).", "verdict"),
 		recordings: d("recordings_active", "Classes being recorded on this node."),
+		classStudents: d("class_students",
+			"Students of a class on this node, for the largest classes only (metrics_class_labels).", "room"),
+		classBad: d("class_bad_students",
+			"Students of a class on this node in bad quality, for the largest classes only (metrics_class_labels).", "room"),
 		classesBad: d("classes_bad_quality",
 			"Classes on this node where at least a quarter of the students with a verdict are in bad quality."),
 	}
@@ -67,7 +72,7 @@ func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 		c.classes, c.participants, c.tracks, c.publishers, c.subscribers, c.subscribersDirect, c.wsConns,
 		c.packetsIn, c.packetsFwd, c.packetsDropped, c.bytesIn, c.bytesOut,
 		c.nacks, c.keyframes, c.bitrateIn, c.bitrateOut, c.relaysIn, c.relaysOut,
-		c.studentsQuality, c.classesBad, c.recordings,
+		c.studentsQuality, c.classesBad, c.recordings, c.classStudents, c.classBad,
 	} {
 		ch <- d
 	}
@@ -108,6 +113,10 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 		gauge(c.studentsQuality, float64(n), v)
 	}
 	gauge(c.classesBad, float64(qs.badClasses))
+	for _, cq := range largestClasses(qs.classes, c.s.opts.MetricsClassLabels) {
+		gauge(c.classStudents, float64(cq.students), string(cq.id))
+		gauge(c.classBad, float64(cq.bad), string(cq.id))
+	}
 	gauge(c.recordings, float64(c.s.rec.activeCount()))
 }
 

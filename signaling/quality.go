@@ -1,6 +1,7 @@
 package signaling
 
 import (
+	"sort"
 	"time"
 
 	"github.com/pion/webrtc/v4"
@@ -122,10 +123,17 @@ func studentVerdict(downs []*sfu.DownTrack, now time.Time) string {
 }
 
 // qualityStats are the students of this node by verdict and the classes
-// in bad quality, computed at scrape time.
+// in bad quality, computed at scrape time, with each class's figures.
 type qualityStats struct {
 	students   map[string]int
 	badClasses int
+	classes    []classQuality
+}
+
+// classQuality is one class's students on this node and how many are bad.
+type classQuality struct {
+	id            sfu.RoomID
+	students, bad int
 }
 
 // qualityStats reads the latest reports of every student's down tracks.
@@ -135,7 +143,7 @@ func (h *hub) qualityStats(now time.Time) qualityStats {
 	st := qualityStats{students: map[string]int{verdictGood: 0, verdictWeak: 0, verdictBad: 0}}
 	for _, class := range h.studentDownTracks() {
 		judged, bad := 0, 0
-		for _, downs := range class {
+		for _, downs := range class.students {
 			v := studentVerdict(downs, now)
 			if v == "" {
 				continue
@@ -149,18 +157,38 @@ func (h *hub) qualityStats(now time.Time) qualityStats {
 		if bad > 0 && float64(bad) >= badClassShare*float64(judged) {
 			st.badClasses++
 		}
+		st.classes = append(st.classes, classQuality{id: class.id, students: len(class.students), bad: bad})
 	}
 	return st
 }
 
+// largestClasses are the n classes with the most students (ties by id,
+// so the set is stable between scrapes); none when n is 0.
+func largestClasses(cs []classQuality, n int) []classQuality {
+	if n <= 0 {
+		return nil
+	}
+	sort.Slice(cs, func(i, j int) bool {
+		return cs[i].students > cs[j].students || cs[i].students == cs[j].students && cs[i].id < cs[j].id
+	})
+	return cs[:min(n, len(cs))]
+}
+
+// classDowns are a class's local students, each as its down tracks.
+type classDowns struct {
+	id       sfu.RoomID
+	students [][]*sfu.DownTrack
+}
+
 // studentDownTracks lists, per class, each local student's down tracks:
 // its websocket's subscriptions and its WHEP sessions.
-func (h *hub) studentDownTracks() [][][]*sfu.DownTrack {
+func (h *hub) studentDownTracks() []classDowns {
 	type student struct {
 		subs    []*sfu.Subscriber
 		viewers []*sfu.Viewer
 	}
 	var classes [][]*student
+	var ids []sfu.RoomID
 	h.mu.Lock()
 	for _, r := range h.rooms {
 		by := map[sfu.ParticipantID]*student{}
@@ -177,6 +205,7 @@ func (h *hub) studentDownTracks() [][][]*sfu.DownTrack {
 			if m.info.Role != string(auth.RoleStudent) || m.conn.headless() {
 				continue
 			}
+			get(m.conn.pid)
 			for _, sub := range m.conn.subs {
 				if sub.sub != nil {
 					get(m.conn.pid).subs = append(get(m.conn.pid).subs, sub.sub)
@@ -190,10 +219,12 @@ func (h *hub) studentDownTracks() [][][]*sfu.DownTrack {
 		}
 		r.mu.Unlock()
 		classes = append(classes, list)
+		ids = append(ids, r.id)
 	}
 	h.mu.Unlock()
-	out := make([][][]*sfu.DownTrack, len(classes))
+	out := make([]classDowns, len(classes))
 	for i, list := range classes {
+		out[i].id = ids[i]
 		for _, s := range list {
 			var downs []*sfu.DownTrack
 			for _, sub := range s.subs {
@@ -202,7 +233,7 @@ func (h *hub) studentDownTracks() [][][]*sfu.DownTrack {
 			for _, v := range s.viewers {
 				downs = append(downs, v.DownTracks()...)
 			}
-			out[i] = append(out[i], downs)
+			out[i].students = append(out[i].students, downs)
 		}
 	}
 	return out

@@ -78,6 +78,9 @@ type Options struct {
 	MaxStudents int
 	// Audit receives the audit events (audit.go); nil: NewAuditLog(Logger).
 	Audit *AuditLog
+	// MetricsClassLabels is how many of the largest classes get series
+	// labelled by class in /metrics (0: none).
+	MetricsClassLabels int
 }
 
 // timings are the protocol's clocks (docs/protocol.md, "Transport");
