@@ -32,6 +32,7 @@ const (
 	TypeShutdown           = "shutdown"
 	TypeRedirect           = "redirect"
 	TypeError              = "error"
+	TypeStats              = "stats"
 )
 
 // Stream labels.
@@ -172,6 +173,13 @@ type chatData struct {
 
 type handData struct {
 	Raised bool `json:"raised"`
+}
+
+type statsData struct {
+	Stream         string  `json:"stream"`
+	FramesDecoded  uint64  `json:"frames_decoded"`
+	Freezes        uint64  `json:"freezes"`
+	JitterBufferMs float64 `json:"jitter_buffer_ms"`
 }
 
 // Event is one message received from the server. Data holds the decoded

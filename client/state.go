@@ -133,6 +133,15 @@ func (c *Client) Hand(raised bool) error {
 	return c.send(TypeHand, c.newRID(TypeHand), handData{Raised: raised})
 }
 
+// Stats reports what the client received of a stream, as the class page
+// does every few seconds: frames decoded, freezes, and the jitter
+// buffer's mean delay in milliseconds.
+func (c *Client) Stats(stream string, framesDecoded, freezes uint64, jitterBufferMs float64) error {
+	return c.send(TypeStats, c.newRID(TypeStats), statsData{
+		Stream: stream, FramesDecoded: framesDecoded, Freezes: freezes, JitterBufferMs: jitterBufferMs,
+	})
+}
+
 // Invite lets a student publish a camera stream (teacher only).
 func (c *Client) Invite(id string) error { return c.moderate(TypeInvite, id) }
 

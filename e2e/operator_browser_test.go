@@ -99,3 +99,54 @@ func TestBrowserOperatorConsole(t *testing.T) {
 	require.Empty(t, view.Connections)
 	apiCall(t, http.MethodGet, srv.base+"/api/operator", srv.token(t, room, auth.RoleTeacher, "T"), http.StatusForbidden, nil)
 }
+
+// TestBrowserStatsReachConsole: a student's class page in Chromium
+// reports what its browser decodes of the teacher's video, and the
+// operator console's data show those figures growing; a pion client's
+// report arrives the same way.
+func TestBrowserStatsReachConsole(t *testing.T) {
+	t.Parallel()
+	chromium := findChromium(t)
+	srv := startServer(t, "tokens")
+	room, _, pion := liveClass(t, srv, "Ada")
+	b := newBrowser(t, chromium)
+	tok := srv.token(t, room, auth.RoleStudent, "Bea in Chromium")
+	page := b.open(t, "student", srv.base+"/room/"+room+"#token="+tok)
+	page.waitVideoPlaying(t)
+	require.NoError(t, pion[0].Stats("s-any", 10, 1, 30))
+
+	type row struct {
+		Name    string `json:"name"`
+		Browser *struct {
+			FramesDecoded  uint64  `json:"frames_decoded"`
+			Freezes        uint64  `json:"freezes"`
+			JitterBufferMs float64 `json:"jitter_buffer_ms"`
+		} `json:"browser"`
+	}
+	op := operatorToken(t, srv.signer)
+	frames := func(name string) (uint64, bool) {
+		var view struct {
+			Connections []row `json:"connections"`
+		}
+		apiCall(t, http.MethodGet, srv.base+"/api/operator", op, http.StatusOK, &view)
+		for _, c := range view.Connections {
+			if c.Name == name && c.Browser != nil {
+				return c.Browser.FramesDecoded, true
+			}
+		}
+		return 0, false
+	}
+	var first uint64
+	waitFor(t, 20*time.Second, "the page's first report", func() (bool, string) {
+		n, ok := frames("Bea in Chromium")
+		first = n
+		return ok && n > 0, fmt.Sprintf("frames %d, reported %v", n, ok)
+	})
+	waitFor(t, 20*time.Second, "a later report with more frames", func() (bool, string) {
+		n, _ := frames("Bea in Chromium")
+		return n > first, fmt.Sprintf("frames %d after %d", n, first)
+	})
+	n, ok := frames("Ada")
+	require.True(t, ok)
+	require.Equal(t, uint64(10), n)
+}

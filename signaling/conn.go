@@ -57,6 +57,8 @@ type conn struct {
 	pid    sfu.ParticipantID
 	room   *room
 	rate   rateWindow
+	// browser is the latest stats report of the page (browser_stats.go).
+	browser atomic.Pointer[browserStats]
 
 	// Guarded by room.mu.
 	pubs map[string]*stream             // by the client's own stream id
@@ -389,6 +391,9 @@ func (c *conn) dispatch(req request) error {
 		return r.moderate(c, req.Type, sfu.ParticipantID(d.ID))
 	case *recordData:
 		return c.record(*d.Active)
+	case *statsData:
+		c.reportStats(d, time.Now())
+		return nil
 	case *noData: // leave
 		c.leave()
 		c.close(ErrLeft, true)

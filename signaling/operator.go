@@ -64,6 +64,8 @@ type consoleConnOut struct {
 	JitterMs    float64 `json:"jitter_ms"`
 	BytesSent   uint64  `json:"bytes_sent"`
 	Tracks      int     `json:"tracks"`
+	// Browser is the page's own latest report; nil when it sent none.
+	Browser *browserStats `json:"browser,omitempty"`
 }
 
 // operatorScope checks an operator token and returns the one class it is
@@ -187,7 +189,7 @@ func (r *room) consoleLocked(c *consoleClass, recording bool) []consoleConn {
 			c.Title = m.conn.claims.Title
 		}
 		cc := consoleConn{out: consoleConnOut{Room: string(r.id), Participant: m.info.ID, Name: m.info.Name,
-			Role: m.info.Role, Transport: r.transportLocked(m.conn)}}
+			Role: m.info.Role, Transport: r.transportLocked(m.conn), Browser: m.conn.browser.Load()}}
 		for _, sub := range m.conn.subs {
 			if sub.sub != nil {
 				cc.subs = append(cc.subs, sub.sub)

@@ -135,6 +135,8 @@ func newPayload(typ string) (payload, bool) {
 		return &noData{}, true
 	case typeRecord:
 		return &recordData{}, true
+	case typeStats:
+		return &statsData{}, true
 	}
 	return nil, false
 }

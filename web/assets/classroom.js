@@ -8,6 +8,10 @@ import { Broadcaster } from './broadcast.js';
 import { describeMediaError } from './media.js';
 import { RecordingControls } from './recording.js';
 
+// How often the page reports its own view of the teacher's video
+// (docs/protocol.md, "stats"), for the operator console.
+const STATS_PERIOD_MS = 5000;
+
 const ERROR_TEXT = {
   forbidden: 'That is not allowed right now.',
   conflict: 'That stream is already running.',
@@ -94,6 +98,7 @@ export class Classroom {
       return;
     }
     this.broadcaster.release();
+    clearInterval(this.statsTimer);
     this.view.setConnection('offline');
     this.view.setBanner(null);
     this.onFinal(code, { removed: this.removed, joinedBefore: this.joinedBefore });
@@ -112,6 +117,7 @@ export class Classroom {
   }
 
   welcome(d) {
+    this.statsTimer ??= setInterval(() => this.reportStats(), STATS_PERIOD_MS);
     this.connected = true;
     this.joinedBefore = true;
     this.shuttingDown = false;
@@ -345,6 +351,23 @@ export class Classroom {
     const waiting = this.role !== 'teacher' && !this.live && !stage.has('teacher') && !stage.has('screen');
     stage.setWaiting(waiting);
     this.view.setLive(this.live);
+  }
+
+  // reportStats sends what the browser's statistics say of the teacher's
+  // video (W3C webrtc-stats, inbound-rtp): frames decoded, freezes and
+  // the jitter buffer's mean delay.
+  async reportStats() {
+    const stream = this.view.stage.streamIn('teacher');
+    const s = this.connected && stream ? await videoStats(this.subs.get(stream), 'inbound-rtp') : null;
+    if (!s || !this.connected) return;
+    const emitted = s.jitterBufferEmittedCount ?? 0;
+    const jitterMs = emitted > 0 ? (s.jitterBufferDelay / emitted) * 1000 : 0;
+    this.send('stats', {
+      stream,
+      frames_decoded: Math.max(0, Math.floor(s.framesDecoded ?? 0)),
+      freezes: Math.max(0, Math.floor(s.freezeCount ?? 0)),
+      jitter_buffer_ms: Math.min(60000, Math.max(0, jitterMs)),
+    });
   }
 
   // ---- test and diagnostics hooks (window.lectern) ----

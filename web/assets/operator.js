@@ -1,6 +1,8 @@
 // operator.js: the operator console, /operator#token=… (an operator
 // token). It reads GET /api/operator every two seconds and redraws: the
-// nodes, the classes, and each participant's connection on this node.
+// nodes, the classes, and each participant's connection on this node:
+// the server's figures from its receiver reports, and the page's own
+// (frames decoded, freezes, jitter buffer) from its last stats report.
 // Bitrates come from two reads of the bytes sent. A class row selects
 // that class's connections; selecting it again shows them all.
 
@@ -93,6 +95,11 @@ function drawConnections(view) {
     cell(tr, has ? `${Math.round(c.jitter_ms)} ms` : '').dataset.testid = 'conn-jitter';
     const v = cell(tr, c.verdict || '', c.verdict ? `verdict-${c.verdict}` : '');
     v.dataset.testid = 'conn-verdict';
+    // The browser's own figures, from the page's last stats report.
+    const br = c.browser;
+    cell(tr, br ? String(br.frames_decoded) : '').dataset.testid = 'conn-frames';
+    cell(tr, br ? String(br.freezes) : '');
+    cell(tr, br ? `${Math.round(br.jitter_buffer_ms)} ms` : '');
     body.append(tr);
   }
 }
