@@ -158,6 +158,13 @@ func TestBadQualityStudent(t *testing.T) {
 	n := m.samples[`lectern_reception_loss_ratio_count{kind="video"}`]
 	under := m.samples[`lectern_reception_loss_ratio_bucket{kind="video",le="0.2"}`]
 	require.Less(t, under, n, "reports of 20%% loss or more: %v of %v under", under, n)
+
+	// The operator console raises the same alert, for this class.
+	var view struct {
+		Alerts []struct{ Kind, Room string } `json:"alerts"`
+	}
+	apiCall(t, http.MethodGet, srv.base+"/api/operator", operatorToken(t, srv.signer), http.StatusOK, &view)
+	require.Contains(t, view.Alerts, struct{ Kind, Room string }{"class_bad_quality", room})
 }
 
 // TestClassLabelsCapped: with metrics_class_labels 1, the node exports

@@ -78,6 +78,9 @@ func TestBrowserOperatorConsole(t *testing.T) {
 			fmt.Sprintf("%+v err=%v", r, err)
 	})
 	require.Equal(t, "0.0 %", first.Loss)
+	calm, err := eval[bool](tb, `!!document.querySelector('[data-testid="no-alerts"]')`)
+	require.NoError(t, err)
+	require.True(t, calm, "a healthy class raises no alert")
 	require.Regexp(t, `^\d+ ms$`, first.RTT)
 	require.Regexp(t, `^\d+ ms$`, first.Jitter)
 	waitFor(t, 15*time.Second, "the console to update by itself", func() (bool, string) {

@@ -23,7 +23,23 @@ type consoleView struct {
 	Nodes       []consoleNode    `json:"nodes"`
 	Classes     []consoleClass   `json:"classes"`
 	Connections []consoleConnOut `json:"connections"`
+	Alerts      []consoleAlert   `json:"alerts"`
 }
+
+// consoleAlert is a condition an operator can act on, as the rules in
+// deploy/prometheus/alerts.yml raise them from the metrics.
+type consoleAlert struct {
+	Kind string `json:"kind"` // class_bad_quality, node_near_capacity, nats_disconnected, recording_failed
+	Node string `json:"node,omitempty"`
+	Room string `json:"room,omitempty"`
+	Text string `json:"text"`
+}
+
+// Console alert thresholds: those of the alerting rules.
+const (
+	nearCapacity      = 0.9
+	recentRecFailures = 10 * time.Minute
+)
 
 type consoleNode struct {
 	ID         string `json:"id"`
@@ -36,6 +52,7 @@ type consoleNode struct {
 	Classes    int    `json:"classes"`
 	BitrateOut int64  `json:"bitrate_out"`
 	Draining   bool   `json:"draining"`
+	Capacity   int    `json:"capacity"`
 }
 
 type consoleClass struct {
@@ -96,7 +113,8 @@ func (s *Server) consoleAPI(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) console(only sfu.RoomID, now time.Time) consoleView {
-	v := consoleView{At: now, Nodes: []consoleNode{}, Classes: []consoleClass{}, Connections: []consoleConnOut{}}
+	v := consoleView{At: now, Nodes: []consoleNode{}, Classes: []consoleClass{}, Connections: []consoleConnOut{},
+		Alerts: []consoleAlert{}}
 	if only == "" {
 		v.Nodes = s.consoleNodes()
 	}
@@ -130,6 +148,7 @@ func (s *Server) console(only sfu.RoomID, now time.Time) consoleView {
 	for _, c := range byID {
 		v.Classes = append(v.Classes, *c)
 	}
+	v.Alerts = s.consoleAlerts(v, only, now)
 	sort.Slice(v.Classes, func(i, j int) bool { return v.Classes[i].Room < v.Classes[j].Room })
 	sort.Slice(v.Connections, func(i, j int) bool {
 		a, b := v.Connections[i], v.Connections[j]
@@ -138,13 +157,46 @@ func (s *Server) console(only sfu.RoomID, now time.Time) consoleView {
 	return v
 }
 
+// consoleAlerts lists what needs an operator: classes in bad quality
+// (as lectern_classes_bad_quality counts them), nodes near capacity, this
+// node's NATS connection lost, a recording that failed lately.
+func (s *Server) consoleAlerts(v consoleView, only sfu.RoomID, now time.Time) []consoleAlert {
+	out := []consoleAlert{}
+	judged := map[string]int{}
+	for _, c := range v.Connections {
+		if c.Role == string(auth.RoleStudent) && c.Verdict != "" {
+			judged[c.Room]++
+		}
+	}
+	for _, c := range v.Classes {
+		if c.BadStudents > 0 && float64(c.BadStudents) >= badClassShare*float64(judged[c.Room]) {
+			out = append(out, consoleAlert{Kind: "class_bad_quality", Node: v.Node, Room: c.Room,
+				Text: fmt.Sprintf("%d of %d students in bad quality", c.BadStudents, judged[c.Room])})
+		}
+	}
+	for _, n := range v.Nodes {
+		if n.NATS == "disconnected" {
+			out = append(out, consoleAlert{Kind: "nats_disconnected", Node: n.ID, Text: "NATS disconnected"})
+		}
+		if n.Capacity > 0 && float64(n.Students) >= nearCapacity*float64(n.Capacity) {
+			out = append(out, consoleAlert{Kind: "node_near_capacity", Node: n.ID,
+				Text: fmt.Sprintf("%d of %d students", n.Students, n.Capacity)})
+		}
+	}
+	if f, ok := s.rec.lastFailure(); ok && now.Sub(f.at) < recentRecFailures && (only == "" || f.room == only) {
+		out = append(out, consoleAlert{Kind: "recording_failed", Node: v.Node, Room: string(f.room),
+			Text: "recording stopped by itself: " + f.reason})
+	}
+	return out
+}
+
 // consoleNodes: this node, from its own counts, then the others as the
 // registry last heard of them.
 func (s *Server) consoleNodes() []consoleNode {
 	st := s.hub.stats()
 	_, out := s.rates.get()
 	self := consoleNode{Self: true, Liveness: "alive", NATS: "connected", Students: st.roles[string(auth.RoleStudent)],
-		Classes: st.classes, BitrateOut: int64(out), Draining: s.draining.Load()}
+		Classes: st.classes, BitrateOut: int64(out), Draining: s.draining.Load(), Capacity: s.opts.MaxStudents}
 	if s.opts.Ready != nil && s.opts.Ready() != nil {
 		self.NATS = "disconnected"
 	}
@@ -158,7 +210,7 @@ func (s *Server) consoleNodes() []consoleNode {
 			}
 			nodes = append(nodes, consoleNode{ID: string(n.ID), URL: n.URL, Version: n.Version,
 				Liveness: reg.Liveness(n.ID, n.Boot).String(), Students: n.Load.Students, Classes: n.Load.Classes,
-				BitrateOut: n.Load.BitrateOut, Draining: n.Load.Draining})
+				BitrateOut: n.Load.BitrateOut, Draining: n.Load.Draining, Capacity: n.Capacity})
 		}
 	}
 	sort.Slice(nodes, func(i, j int) bool { return nodes[i].ID < nodes[j].ID })

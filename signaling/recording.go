@@ -20,6 +20,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -82,6 +83,7 @@ type recManager struct {
 
 	// failures counts the recordings that stopped by themselves, by reason.
 	failures *prometheus.CounterVec
+	lastFail atomic.Pointer[recFailure] // the latest, for the console
 
 	mu     sync.Mutex // leaf
 	active map[sfu.RoomID]*recSession
@@ -198,6 +200,21 @@ func (m *recManager) start(room sfu.RoomID, by sfu.ParticipantID) (id recording.
 	return x.id, true, nil
 }
 
+// recFailure is a recording that stopped by itself.
+type recFailure struct {
+	room   sfu.RoomID
+	reason string
+	at     time.Time
+}
+
+// lastFailure is the latest recording failure, if any.
+func (m *recManager) lastFailure() (recFailure, bool) {
+	if f := m.lastFail.Load(); f != nil {
+		return *f, true
+	}
+	return recFailure{}, false
+}
+
 // activeCount is the number of classes being recorded.
 func (m *recManager) activeCount() int {
 	m.mu.Lock()
@@ -301,6 +318,7 @@ func (m *recManager) failed(x *recSession, err error) {
 		reason = "disk_full"
 	}
 	m.failures.WithLabelValues(reason).Inc()
+	m.lastFail.Store(&recFailure{room: x.room, reason: reason, at: time.Now()})
 	m.log.Error().Err(err).Str("room", string(x.room)).Str("recording", string(x.id)).Msg("recording: failed; the class goes on")
 	m.s.audit.recordingStopped(x.room, string(x.id), "", stopFailed)
 	if current {

@@ -1,5 +1,6 @@
 // operator.js: the operator console, /operator#token=… (an operator
 // token). It reads GET /api/operator every two seconds and redraws: the
+// alerts,
 // nodes, the classes, and each participant's connection on this node:
 // the server's figures from its receiver reports, and the page's own
 // (frames decoded, freezes, jitter buffer) from its last stats report.
@@ -27,6 +28,27 @@ function bits(bps) {
   if (!(bps > 0)) return '0';
   if (bps >= 1e6) return `${(bps / 1e6).toFixed(2)} Mbit/s`;
   return `${Math.round(bps / 1e3)} kbit/s`;
+}
+
+function drawAlerts(alerts) {
+  const body = $('#alerts');
+  body.replaceChildren();
+  for (const a of alerts) {
+    const tr = document.createElement('tr');
+    tr.dataset.testid = 'alert-row';
+    tr.dataset.kind = a.kind;
+    cell(tr, a.kind.replaceAll('_', ' '), 'verdict-bad');
+    cell(tr, a.node || '');
+    cell(tr, a.room || '');
+    cell(tr, a.text);
+    body.append(tr);
+  }
+  if (alerts.length === 0) {
+    const tr = document.createElement('tr');
+    tr.dataset.testid = 'no-alerts';
+    cell(tr, 'No alerts').colSpan = 4;
+    body.append(tr);
+  }
 }
 
 function drawNodes(nodes) {
@@ -111,6 +133,7 @@ async function refresh() {
     if (res.status === 403) throw new Error('This console needs an operator token.');
     if (!res.ok) throw new Error(`The server answered ${res.status}.`);
     const view = await res.json();
+    drawAlerts(view.alerts);
     drawNodes(view.nodes);
     drawClasses(view.classes);
     drawConnections(view);
