@@ -33,6 +33,7 @@ const (
 	TypeRedirect           = "redirect"
 	TypeError              = "error"
 	TypeStats              = "stats"
+	TypeQuality            = "quality"
 )
 
 // Stream labels.
@@ -175,6 +176,12 @@ type handData struct {
 	Raised bool `json:"raised"`
 }
 
+// Quality is the verdict on each student's connection (good, weak or
+// bad) the server sends a class's teachers and operators.
+type Quality struct {
+	Participants map[string]string `json:"participants"`
+}
+
 type statsData struct {
 	Stream         string  `json:"stream"`
 	FramesDecoded  uint64  `json:"frames_decoded"`
@@ -223,6 +230,8 @@ func decodeEvent(env envelope) (Event, error) {
 		target = &Redirect{}
 	case TypeError:
 		target = &ServerError{}
+	case TypeQuality:
+		target = &Quality{}
 	default:
 		ev.Data = env.Data
 		return ev, nil

@@ -27,6 +27,7 @@ type state struct {
 	chat         []Chat
 	errors       []RequestError
 	reason       string // of removed or shutdown
+	quality      map[string]string
 }
 
 func newState() state {
@@ -106,7 +107,21 @@ func (s *state) apply(ev Event) {
 		}
 	case *Reason:
 		s.reason = d.Reason
+	case *Quality:
+		s.quality = d.Participants
 	}
+}
+
+// Verdicts are the latest verdicts on the students' connections, by
+// participant id (teachers and operators only receive them).
+func (c *Client) Verdicts() map[string]string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	out := make(map[string]string, len(c.state.quality))
+	for k, v := range c.state.quality {
+		out[k] = v
+	}
+	return out
 }
 
 func (c *Client) onError(rid string, e *ServerError) {

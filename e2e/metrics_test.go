@@ -138,15 +138,16 @@ func (*lossyConn) BindRemoteStream(_ *interceptor.StreamInfo, r interceptor.RTPR
 
 // TestBadQualityStudent: of two students, one loses a third of its
 // packets. The node judges that one bad and the other good, counts the
-// class as in bad quality (half its students are), and the loss shows in
-// the histogram.
+// class as in bad quality (half its students are), the loss shows in the
+// histogram, the console raises the alert and the teacher, not the other
+// student, receives both verdicts.
 func TestBadQualityStudent(t *testing.T) {
 	t.Parallel()
 	srv := startServer(t, "tokens")
-	room, _, _ := liveClass(t, srv, "Ada")
+	room, teacher, good := liveClass(t, srv, "Ada")
 	api, err := client.NewAPI(client.APIOptions{Logger: clientLogger(t), Interceptors: []interceptor.Factory{lossyLink{}}})
 	require.NoError(t, err)
-	srv.dial(t, srv.token(t, room, auth.RoleStudent, "Bob on a bad link"), client.Options{API: api})
+	bob := srv.dial(t, srv.token(t, room, auth.RoleStudent, "Bob on a bad link"), client.Options{API: api})
 
 	var m scrape
 	waitFor(t, 30*time.Second, "one good and one bad student, and the class in bad quality", func() (bool, string) {
@@ -165,6 +166,14 @@ func TestBadQualityStudent(t *testing.T) {
 	}
 	apiCall(t, http.MethodGet, srv.base+"/api/operator", operatorToken(t, srv.signer), http.StatusOK, &view)
 	require.Contains(t, view.Alerts, struct{ Kind, Room string }{"class_bad_quality", room})
+
+	// The teacher is told each student's verdict; students are not.
+	want := map[string]string{good[0].ID(): "good", bob.ID(): "bad"}
+	waitFor(t, 10*time.Second, "the teacher's verdicts", func() (bool, string) {
+		got := teacher.Verdicts()
+		return fmt.Sprint(got) == fmt.Sprint(want), fmt.Sprintf("%v", got)
+	})
+	require.Empty(t, good[0].Verdicts())
 }
 
 // TestClassLabelsCapped: with metrics_class_labels 1, the node exports

@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chromedp/chromedp"
+	"github.com/pion/interceptor"
 	"github.com/stretchr/testify/require"
 
 	"lectern/auth"
@@ -152,4 +154,32 @@ func TestBrowserStatsReachConsole(t *testing.T) {
 	n, ok := frames("Ada")
 	require.True(t, ok)
 	require.Equal(t, uint64(10), n)
+}
+
+// TestBrowserTeacherSeesVerdicts: a teacher live from Chromium sees, in
+// the participant list, the verdict on each pion student's connection:
+// good for one on a clean link, bad for one losing a third of its packets.
+func TestBrowserTeacherSeesVerdicts(t *testing.T) {
+	t.Parallel()
+	chromium := findChromium(t)
+	srv := startServer(t, "tokens")
+	room := newRoom()
+	b := newBrowser(t, chromium)
+	teacher := b.open(t, "teacher", srv.base+"/room/"+room+"#token="+srv.token(t, room, auth.RoleTeacher, "Ms Rivera"))
+	teacher.do(t, "go live",
+		chromedp.WaitEnabled(chromedp.CSS(`[data-testid="go-live"]`)),
+		chromedp.Click(chromedp.CSS(`[data-testid="go-live"]`)))
+	ada := srv.dial(t, srv.token(t, room, auth.RoleStudent, "Ada"), client.Options{})
+	api, err := client.NewAPI(client.APIOptions{Logger: clientLogger(t), Interceptors: []interceptor.Factory{lossyLink{}}})
+	require.NoError(t, err)
+	bob := srv.dial(t, srv.token(t, room, auth.RoleStudent, "Bob"), client.Options{API: api})
+
+	script := fmt.Sprintf(`(() => {
+  const v = (id) => { const e = document.querySelector('[data-participant-id="' + id + '"] [data-testid="quality"]'); return e ? e.dataset.verdict : ''; };
+  return v(%q) + ' ' + v(%q);
+})()`, ada.ID(), bob.ID())
+	waitFor(t, 60*time.Second, "the verdicts in the teacher's list", func() (bool, string) {
+		got, err := eval[string](teacher, script)
+		return err == nil && got == "good bad", fmt.Sprintf("%q err=%v", got, err)
+	})
 }

@@ -127,7 +127,8 @@ func (s *Server) engineStats() sfu.Stats {
 	return s.opts.Engine.Stats()
 }
 
-// sampleBitrates runs until Shutdown, sampling the byte counters.
+// sampleBitrates runs until Shutdown, sampling the byte counters and
+// judging the students for their teachers (quality_notify.go).
 func (s *Server) sampleBitrates() {
 	t := time.NewTicker(sampleEvery)
 	defer t.Stop()
@@ -136,6 +137,7 @@ func (s *Server) sampleBitrates() {
 		select {
 		case now := <-t.C:
 			s.rates.add(now, s.engineStats())
+			s.hub.notifyQuality(now)
 		case <-s.rates.done:
 			return
 		}

@@ -177,6 +177,7 @@ func largestClasses(cs []classQuality, n int) []classQuality {
 // classDowns are a class's local students, each as its down tracks.
 type classDowns struct {
 	id       sfu.RoomID
+	pids     []sfu.ParticipantID
 	students [][]*sfu.DownTrack
 }
 
@@ -184,6 +185,7 @@ type classDowns struct {
 // its websocket's subscriptions and its WHEP sessions.
 func (h *hub) studentDownTracks() []classDowns {
 	type student struct {
+		pid     sfu.ParticipantID
 		subs    []*sfu.Subscriber
 		viewers []*sfu.Viewer
 	}
@@ -195,7 +197,7 @@ func (h *hub) studentDownTracks() []classDowns {
 		var list []*student
 		get := func(pid sfu.ParticipantID) *student {
 			if by[pid] == nil {
-				by[pid] = &student{}
+				by[pid] = &student{pid: pid}
 				list = append(list, by[pid])
 			}
 			return by[pid]
@@ -234,6 +236,7 @@ func (h *hub) studentDownTracks() []classDowns {
 				downs = append(downs, v.DownTracks()...)
 			}
 			out[i].students = append(out[i].students, downs)
+			out[i].pids = append(out[i].pids, s.pid)
 		}
 	}
 	return out

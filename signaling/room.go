@@ -38,6 +38,10 @@ type room struct {
 	csub   io.Closer
 	// peers are the nodes this class has heard from (cluster.go).
 	peers map[cluster.NodeID]bool
+	// quality is the verdicts last sent to the moderators; qualityStale
+	// makes the next tick send them again (quality_notify.go).
+	quality      map[string]string
+	qualityStale bool
 }
 
 // member is a participant; it outlives a connection replaced by a newer one.
@@ -84,6 +88,7 @@ func (r *room) join(c *conn) []io.Closer {
 	m.conn = c
 	m.info.Name = c.claims.Name
 	r.s.audit.joined(r.id, c, transportWS, replaced)
+	r.moderatorJoinedLocked(c.claims.Role)
 	c.sendMsg(typeWelcome, "", r.welcomeLocked(m))
 	if m.listed() {
 		typ := typeParticipantJoined

@@ -36,6 +36,7 @@ export class Classroom {
     this.removed = false;
     this.shuttingDown = false;
     this.participants = new Map();
+    this.quality = new Map(); // participant id -> verdict, for moderators
     this.streams = new Map(); // stream id -> Stream
     this.subs = new Map(); // stream id -> Subscriber
     this.send = (type, data) => this.signal.send(type, data);
@@ -327,6 +328,7 @@ export class Classroom {
   }
 
   renderPeople() {
+    for (const p of this.participants.values()) p.quality = this.quality.get(p.id) ?? '';
     this.view.renderPeople(this.participants, this.you?.id, this.moderator);
     const teacher = [...this.participants.values()].find((p) => p.role === 'teacher');
     if (teacher && this.role !== 'teacher') this.view.setHeading(this.claims.room, teacher.name, this.role, this.claims.title);
@@ -439,4 +441,8 @@ const HANDLERS = {
   error(d, msg) { this.requestFailed(msg.rid, d); },
   recording(d) { this.recording.update(d); },
   recording_failed(d) { this.recording.failed(d); },
+  quality(d) {
+    this.quality = new Map(Object.entries(d.participants ?? {}));
+    this.renderPeople();
+  },
 };

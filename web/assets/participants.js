@@ -96,6 +96,13 @@ export class ParticipantList {
     if (p.role !== 'student') out.push(el('span', { className: `tag tag-${p.role}`, text: ROLE_NAME[p.role] ?? p.role }));
     if (p.hand) out.push(el('span', { className: 'tag tag-hand', text: 'Hand raised', attrs: { 'data-testid': 'hand-raised' } }));
     if (p.can_publish && p.role === 'student') out.push(el('span', { className: 'tag tag-speaker', text: 'Can speak' }));
+    // The server's verdict on the student's connection, sent to moderators only.
+    if (p.quality && p.role === 'student') {
+      out.push(el('span', {
+        className: `tag tag-quality-${p.quality}`, text: `Connection ${p.quality}`,
+        attrs: { 'data-testid': 'quality', 'data-verdict': p.quality },
+      }));
+    }
     return out;
   }
 
