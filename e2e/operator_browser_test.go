@@ -60,8 +60,9 @@ func kbits(s string) float64 {
 // token while a pion teacher publishes and a pion student watches: the
 // console lists the node with its student, the class as live, and the
 // student's connection with its bitrate, loss, round trip, jitter and a
-// good verdict, and keeps updating by itself. An operator token for
-// another class sees neither.
+// good verdict, and keeps updating by itself; its buttons record the
+// class and stop, drain the node and undo it. An operator token for
+// another class sees neither the node nor the class.
 func TestBrowserOperatorConsole(t *testing.T) {
 	t.Parallel()
 	chromium := findChromium(t)
@@ -90,6 +91,38 @@ func TestBrowserOperatorConsole(t *testing.T) {
 		return err == nil && r.Status != first.Status && r.Found && kbits(r.Bitrate) > 100,
 			fmt.Sprintf("%+v err=%v", r, err)
 	})
+
+	// Actions: record the class, stop it, drain the node, undo.
+	classSel := fmt.Sprintf(`[data-testid="class-row"][data-room=%q]`, room)
+	textOf := func(sel string) string {
+		s, err := eval[string](tb, `(() => { const e = document.querySelector(`+strconv.Quote(sel)+`); return e ? e.textContent : ''; })()`)
+		require.NoError(t, err)
+		return s
+	}
+	for _, step := range []struct{ button, cell, want string }{
+		{classSel + ` [data-testid="record"]`, classSel + ` [data-testid="class-recording"]`, "recording"},
+		{classSel + ` [data-testid="stop-recording"]`, classSel + ` [data-testid="class-recording"]`, ""},
+		{`[data-testid="drain"]`, `[data-testid="node-row"] td:nth-child(2)`, "alive, draining"},
+		{`[data-testid="undrain"]`, `[data-testid="node-row"] td:nth-child(2)`, "alive"},
+	} {
+		tb.do(t, "click "+step.button, chromedp.WaitVisible(chromedp.CSS(step.button)), chromedp.Click(chromedp.CSS(step.button)))
+		waitFor(t, 15*time.Second, step.button+" takes effect", func() (bool, string) {
+			got := textOf(step.cell)
+			return got == step.want, fmt.Sprintf("%q", got)
+		})
+		if step.want == "alive, draining" {
+			resp, err := http.Get(srv.base + "/readyz")
+			require.NoError(t, err)
+			resp.Body.Close()
+			require.Equal(t, http.StatusServiceUnavailable, resp.StatusCode, "drained from the console")
+		}
+	}
+	var recs struct {
+		Recordings []recEntry `json:"recordings"`
+	}
+	apiCall(t, http.MethodGet, srv.base+"/api/recordings", operatorToken(t, srv.signer), http.StatusOK, &recs)
+	require.Len(t, recs.Recordings, 1, "the console's recording is in the catalog")
+	require.Equal(t, room, recs.Recordings[0].Room)
 
 	other, err := client.MintToken(srv.signer, newRoom(), auth.RoleOperator, "Other class", "")
 	require.NoError(t, err)

@@ -5,7 +5,9 @@
 // the server's figures from its receiver reports, and the page's own
 // (frames decoded, freezes, jitter buffer) from its last stats report.
 // Bitrates come from two reads of the bytes sent. A class row selects
-// that class's connections; selecting it again shows them all.
+// that class's connections; selecting it again shows them all. Buttons
+// start and stop a class's recording and drain this node, through the
+// same API as everyone (recording and drain endpoints).
 
 import { tokenFromHash } from './token.js';
 
@@ -51,6 +53,31 @@ function drawAlerts(alerts) {
   }
 }
 
+// act runs an action through the API and redraws; a refusal shows in
+// the status line.
+async function act(method, path) {
+  const res = await fetch(path, { method, headers: { Authorization: `Bearer ${token}` } });
+  if (!res.ok) {
+    const body = await res.json().catch(() => ({}));
+    $('#console-status').textContent = `${method} ${path}: ${body.error ?? res.status}`;
+    return;
+  }
+  refresh();
+}
+
+function actionButton(text, testid, onClick) {
+  const b = document.createElement('button');
+  b.type = 'button';
+  b.className = 'btn btn-small btn-secondary';
+  b.textContent = text;
+  b.dataset.testid = testid;
+  b.addEventListener('click', (e) => {
+    e.stopPropagation(); // not a click on the row
+    onClick();
+  });
+  return b;
+}
+
 function drawNodes(nodes) {
   const body = $('#nodes');
   body.replaceChildren();
@@ -66,6 +93,13 @@ function drawNodes(nodes) {
     cell(tr, String(n.students)).dataset.testid = 'node-students';
     cell(tr, String(n.classes));
     cell(tr, bits(n.bitrate_out));
+    const actions = cell(tr, '');
+    // Only this node can be drained from here: /api/drain is per node.
+    if (n.self) {
+      actions.append(n.draining
+        ? actionButton('Take classes again', 'undrain', () => act('DELETE', '/api/drain'))
+        : actionButton('Drain', 'drain', () => act('POST', '/api/drain')));
+    }
     body.append(tr);
   }
 }
@@ -84,7 +118,14 @@ function drawClasses(classes) {
     cell(tr, `${c.local} / ${c.participants}`);
     cell(tr, String(c.bad_students), c.bad_students > 0 ? 'verdict-bad' : '');
     cell(tr, c.origin || '');
-    cell(tr, c.recording ? 'recording' : '');
+    cell(tr, c.recording ? 'recording' : '').dataset.testid = 'class-recording';
+    const actions = cell(tr, '');
+    if (c.local > 0) {
+      const path = `/api/rooms/${encodeURIComponent(c.room)}/recording`;
+      actions.append(c.recording
+        ? actionButton('Stop recording', 'stop-recording', () => act('DELETE', path))
+        : actionButton('Record', 'record', () => act('POST', path)));
+    }
     tr.addEventListener('click', () => {
       selected = selected === c.room ? '' : c.room;
       refresh();
