@@ -55,6 +55,9 @@ var (
 	ErrTooBig = errors.New("message too big")
 	// ErrRateLimited: too many messages in one second.
 	ErrRateLimited = errors.New("too many messages")
+	// ErrTooManyStreams: the node has as many console streams open as it
+	// serves (operator_stream.go).
+	ErrTooManyStreams = errors.New("too many console streams")
 	// ErrReplaced: the same participant joined from another connection.
 	ErrReplaced = errors.New("joined from another connection")
 	// ErrSlowConsumer: the client did not read its messages fast enough.
@@ -117,6 +120,8 @@ func httpStatus(err error) int {
 		return http.StatusNotFound
 	case errors.Is(err, ErrConflict):
 		return http.StatusConflict
+	case errors.Is(err, ErrTooManyStreams):
+		return http.StatusTooManyRequests
 	case errors.Is(err, ErrShuttingDown), errors.Is(err, ErrNoEngine), errors.Is(err, ErrRecordingOff):
 		return http.StatusServiceUnavailable
 	default:

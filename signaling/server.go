@@ -110,12 +110,16 @@ type Server struct {
 	tasks       tracker
 	rates       *bitrates
 	closing     atomic.Bool
-	draining    atomic.Bool  // drain.go
-	sessions    sessionTable // WHIP and WHEP sessions
-	rec         *recManager
-	audit       *AuditLog
-	quality     *quality
-	cl          atomic.Pointer[clusterLink] // nil without a cluster
+	draining    atomic.Bool // drain.go
+	// consoleStreams counts the open operator console streams; stopped
+	// closes at Shutdown, ending them (operator_stream.go).
+	consoleStreams atomic.Int32
+	stopped        chan struct{}
+	sessions       sessionTable // WHIP and WHEP sessions
+	rec            *recManager
+	audit          *AuditLog
+	quality        *quality
+	cl             atomic.Pointer[clusterLink] // nil without a cluster
 
 	connsMu sync.Mutex // leaf lock
 	conns   map[*conn]struct{}
@@ -149,6 +153,7 @@ func New(opts Options) (*Server, error) {
 		conns:   map[*conn]struct{}{},
 		rates:   newBitrates(),
 		audit:   opts.Audit,
+		stopped: make(chan struct{}),
 		quality: newQuality(),
 	}
 	s.hub = newHub(s)
@@ -211,6 +216,7 @@ func (s *Server) routes() *http.ServeMux {
 	m.HandleFunc("/api/drain", s.drainHTTP)
 	m.HandleFunc("GET /operator", s.servePage("operator.html"))
 	m.HandleFunc("GET /api/operator", s.consoleAPI)
+	m.HandleFunc("GET /api/operator/stream", s.consoleStream)
 	m.Handle("GET /metrics", promhttp.HandlerFor(s.opts.Registry, promhttp.HandlerOpts{}))
 	return m
 }
@@ -222,6 +228,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		return s.tasks.wait(ctx)
 	}
 	s.log.Info().Msg("signaling: shutting down")
+	close(s.stopped)
 	if l := s.link(); l != nil {
 		l.shutdown()
 	}

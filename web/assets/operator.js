@@ -1,5 +1,6 @@
 // operator.js: the operator console, /operator#token=… (an operator
-// token). It reads GET /api/operator every two seconds and redraws: the
+// token). It subscribes to GET /api/operator/stream, a view every two
+// seconds, and redraws: the
 // alerts,
 // nodes, the classes, and each participant's connection on this node:
 // the server's figures from its receiver reports, and the page's own
@@ -167,21 +168,61 @@ function drawConnections(view) {
   }
 }
 
+function draw(view) {
+  drawAlerts(view.alerts);
+  drawNodes(view.nodes);
+  drawClasses(view.classes);
+  drawConnections(view);
+  previous = view;
+  $('#console-status').textContent = `${view.node || 'this node'}, updated ${new Date(view.at).toLocaleTimeString()}`;
+}
+
+// Fatal answers stop the subscription: another try would get the same.
+class Refused extends Error {}
+
+function check(res) {
+  if (res.status === 401) throw new Refused('The token is missing, expired or not valid.');
+  if (res.status === 403) throw new Refused('This console needs an operator token.');
+  if (!res.ok) throw new Error(`The server answered ${res.status}.`);
+}
+
+// refresh draws one view at once, after an action.
 async function refresh() {
   try {
     const res = await fetch('/api/operator', { headers: { Authorization: `Bearer ${token}` }, cache: 'no-store' });
-    if (res.status === 401) throw new Error('The token is missing, expired or not valid.');
-    if (res.status === 403) throw new Error('This console needs an operator token.');
-    if (!res.ok) throw new Error(`The server answered ${res.status}.`);
-    const view = await res.json();
-    drawAlerts(view.alerts);
-    drawNodes(view.nodes);
-    drawClasses(view.classes);
-    drawConnections(view);
-    previous = view;
-    $('#console-status').textContent = `${view.node || 'this node'}, updated ${new Date(view.at).toLocaleTimeString()}`;
+    check(res);
+    draw(await res.json());
   } catch (err) {
     $('#console-status').textContent = err.message;
+  }
+}
+
+// subscribe reads /api/operator/stream, one view per line, for as long
+// as the page is open, and opens it again when it ends (a node that
+// restarted, an expired token after a reload).
+async function subscribe() {
+  for (;;) {
+    try {
+      const res = await fetch('/api/operator/stream', { headers: { Authorization: `Bearer ${token}` }, cache: 'no-store' });
+      check(res);
+      const reader = res.body.pipeThrough(new TextDecoderStream()).getReader();
+      let buf = '';
+      for (;;) {
+        const { value, done } = await reader.read();
+        if (done) break;
+        buf += value;
+        for (let i = buf.indexOf('\n'); i >= 0; i = buf.indexOf('\n')) {
+          const line = buf.slice(0, i);
+          buf = buf.slice(i + 1);
+          if (line) draw(JSON.parse(line));
+        }
+      }
+      $('#console-status').textContent = 'Reconnecting…';
+    } catch (err) {
+      $('#console-status').textContent = err.message;
+      if (err instanceof Refused) return;
+    }
+    await new Promise((resolve) => { setTimeout(resolve, PERIOD_MS); });
   }
 }
 
@@ -193,8 +234,7 @@ function main() {
     $('#console-status').textContent = 'Open this page with an operator token: /operator#token=…';
     return;
   }
-  refresh();
-  setInterval(refresh, PERIOD_MS);
+  subscribe();
 }
 
 main();
