@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"fmt"
 	"io"
 	"net/http"
 	"testing"
@@ -17,7 +18,8 @@ import (
 // TestClusterDrain drains node A of a cluster while it carries a
 // class: A stops being ready, announces itself full, keeps its class and
 // its student going, sends a new student of that class to B (which pulls
-// the teacher from A) and the teacher of a new class to B; once its
+// the teacher from A) and the teacher of a new class to B, and B's operator
+// console shows A draining and the class on A; once its
 // participants leave it reports itself empty, and undone, it is ready.
 func TestClusterDrain(t *testing.T) {
 	t.Parallel()
@@ -51,6 +53,28 @@ func TestClusterDrain(t *testing.T) {
 			return ok && s.Full() && s.Load.Draining
 		}, 10*time.Second, 20*time.Millisecond, "%s hears that A drains", n.name)
 	}
+
+	// The operator console's data, read from B, show the three nodes, A
+	// draining, and the class with its origin on A.
+	var view struct {
+		Nodes []struct {
+			ID       string `json:"id"`
+			Draining bool   `json:"draining"`
+			Liveness string `json:"liveness"`
+		} `json:"nodes"`
+		Classes []struct {
+			Room, Origin string
+		} `json:"classes"`
+	}
+	waitFor(t, 10*time.Second, "B's console view", func() (bool, string) {
+		apiCall(t, http.MethodGet, b.base+"/api/operator", op, http.StatusOK, &view)
+		draining := map[string]bool{}
+		for _, n := range view.Nodes {
+			draining[n.ID] = n.Draining && n.Liveness == "alive"
+		}
+		return len(view.Nodes) == 3 && draining[a.name] && !draining[b.name], fmt.Sprintf("%+v", view.Nodes)
+	})
+	require.Contains(t, view.Classes, struct{ Room, Origin string }{room, a.name})
 
 	moved := a.dial(t, a.token(t, room, auth.RoleStudent, "Sent to B"), client.Options{})
 	require.Equal(t, b.url, moved.BaseURL(), "a new student goes to B")
