@@ -12,14 +12,15 @@ import (
 )
 
 // Draining a node before it stops (docs/deploy.md): it takes no new
-// classes and no new students while the classes it carries go on, and
+// classes and no new students, moves its classes to other nodes, and
 // reports how many participants are left, so that `lectern drain --wait`
 // (a Kubernetes pre-stop hook, a rolling upgrade) returns once they are
 // gone. In a cluster the node announces itself full (cluster.Load.Draining),
 // placements choose other nodes, students are redirected to a node with
 // room and teachers of new classes to the node the directory places the
-// class on; /readyz answers 503 so load balancers send nobody new. A node
-// on its own has nowhere to send anyone and only stops being ready.
+// class on, and moveDraining hands over one class per tick; /readyz
+// answers 503 so load balancers send nobody new. A node on its own has
+// nowhere to send anyone and only stops being ready.
 
 // DrainState is what GET, POST and DELETE /api/drain answer.
 type DrainState struct {
@@ -99,4 +100,71 @@ func (l *clusterLink) routeDraining(role auth.Role, id sfu.RoomID) error {
 		return &redirectError{url: n.URL, reason: reasonOrigin}
 	}
 	return nil
+}
+
+// moveDraining moves one class of a draining node to another node per
+// sampling tick (every 2 s), so that the node empties without waiting for
+// its classes to end: the class's entry in the directory is handed to
+// the node Place picks, then its teachers and students here are sent
+// there (`redirect`, close 4307), where the class page joins again and
+// the teacher's page republishes. A class is moved whole, teacher and
+// students in one step, so that its media comes back within a few
+// seconds. WHIP and WHEP sessions cannot be redirected once set up: the
+// drain waits for them to end.
+func (s *Server) moveDraining() {
+	l := s.link()
+	if l == nil || !s.draining.Load() || s.closing.Load() {
+		return
+	}
+	if s.opts.Ready != nil && s.opts.Ready() != nil {
+		return // NATS is away: no directory to hand classes over with
+	}
+	for _, r := range s.hub.snapshot() {
+		if l.moveClass(r) {
+			return
+		}
+	}
+}
+
+// moveClass hands class r to another node; false when it moved nobody.
+func (l *clusterLink) moveClass(r *room) bool {
+	ctx, cancel := context.WithTimeout(context.Background(), routeTimeout)
+	defer cancel()
+	if e, err := l.node.Directory.Lookup(ctx, r.id); err == nil && e.Origin == l.self {
+		if err := l.node.Directory.Release(ctx, r.id); err != nil {
+			l.log.Warn().Err(err).Str("room", string(r.id)).Msg("signaling: drain: cannot release the class")
+			return false
+		}
+	}
+	e, err := l.node.Directory.Place(ctx, r.id)
+	if err != nil {
+		l.log.Warn().Err(err).Str("room", string(r.id)).Msg("signaling: drain: no node to move the class to")
+		return false
+	}
+	n, ok := l.node.Registry.Node(e.Origin)
+	if !ok || n.Self || n.URL == "" {
+		return false
+	}
+	conns := r.movableConns()
+	for _, c := range conns {
+		c.redirectWS(&redirectError{url: n.URL, reason: reasonCapacity})
+	}
+	if len(conns) > 0 {
+		l.log.Info().Str("room", string(r.id)).Str("to", string(n.ID)).Int("participants", len(conns)).
+			Msg("signaling: drain: class moved")
+	}
+	return len(conns) > 0
+}
+
+// movableConns are the class's websocket participants here.
+func (r *room) movableConns() []*conn {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var out []*conn
+	for _, m := range r.members {
+		if m.listed() && !m.conn.headless() {
+			out = append(out, m.conn)
+		}
+	}
+	return out
 }

@@ -138,6 +138,7 @@ func (s *Server) sampleBitrates() {
 		case now := <-t.C:
 			s.rates.add(now, s.engineStats())
 			s.hub.notifyQuality(now)
+			s.moveDraining()
 		case <-s.rates.done:
 			return
 		}

@@ -44,7 +44,7 @@ func drainUsage(w io.Writer) {
 	fs.SetOutput(w)
 	fmt.Fprintln(w, "Usage: lectern drain [--url http://NODE:8080] [--wait] [flags]")
 	fmt.Fprintln(w, "\nTells a node to take no new classes or students; in a cluster they go to other nodes,")
-	fmt.Fprintln(w, "while the classes on the node go on. With --wait it returns once the node is empty.")
+	fmt.Fprintln(w, "and so do its classes, one every 2 s. With --wait it returns once the node is empty.")
 	fmt.Fprintln(w, "It signs an operator token with the node's secret (LECTERN_SECRET or the secret file).")
 	fmt.Fprintln(w, "\nFlags:")
 	fs.PrintDefaults()

@@ -76,7 +76,7 @@ Usage:
   lectern [serve] [flags]   run the server (the default command)
   lectern token [flags]     print a signed join token (and a class link)
   lectern bench [flags]     measure how many students a server holds
-  lectern drain [flags]     take no new classes or students on a node, and wait until it is empty
+  lectern drain [flags]     move a node's classes elsewhere, take no new ones, wait until it is empty
   lectern version           print the version
 
 Run 'lectern serve --help', 'lectern token --help', 'lectern bench --help' or
