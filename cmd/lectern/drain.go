@@ -53,19 +53,11 @@ func drainUsage(w io.Writer) {
 // drain asks a node to drain and, with --wait, waits until it is empty.
 func drain(ctx context.Context, args []string, env config.Env, stdout, stderr io.Writer) int {
 	var f drainFlags
-	fs := newDrainFlagSet(&f)
-	fs.SetOutput(io.Discard)
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			drainUsage(stdout)
-			return exitOK
-		}
-		return drainUsageError(stderr, err)
+	if code, done := parseSubcommand(newDrainFlagSet(&f), args, "drain", drainUsage, stdout, stderr); done {
+		return code
 	}
 	base, err := url.Parse(strings.TrimSuffix(f.baseURL, "/"))
 	switch {
-	case fs.NArg() > 0:
-		return drainUsageError(stderr, fmt.Errorf("unexpected argument %q", fs.Arg(0)))
 	case err != nil || (base.Scheme != "http" && base.Scheme != "https") || base.Host == "":
 		return drainUsageError(stderr, fmt.Errorf("--url %q: want http(s)://host[:port]", f.baseURL))
 	case f.interval <= 0 || f.timeout < 0:
@@ -101,11 +93,7 @@ func drain(ctx context.Context, args []string, env config.Env, stdout, stderr io
 	return d.wait(ctx, f, st, stdout, stderr)
 }
 
-func drainUsageError(stderr io.Writer, err error) int {
-	fmt.Fprintf(stderr, "lectern drain: %v\n", err)
-	fmt.Fprintln(stderr, "lectern drain: run 'lectern drain --help' for the flags")
-	return exitUsage
-}
+func drainUsageError(stderr io.Writer, err error) int { return usageError(stderr, "drain", err) }
 
 // wait polls the node every f.interval until nobody is left on it.
 func (d drainClient) wait(ctx context.Context, f drainFlags, st signaling.DrainState, stdout, stderr io.Writer) int {

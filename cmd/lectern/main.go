@@ -7,6 +7,8 @@ package main
 
 import (
 	"context"
+	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -94,6 +96,31 @@ func versionLine() string {
 		goVersion = bi.GoVersion
 	}
 	return "lectern " + version + " " + goVersion
+}
+
+// parseSubcommand parses the flags of `lectern NAME`; done says the
+// command ends there with code: after printing its help (usage), or on a
+// bad flag or a stray argument.
+func parseSubcommand(fs *flag.FlagSet, args []string, name string, usage func(io.Writer), stdout, stderr io.Writer) (code int, done bool) {
+	fs.SetOutput(io.Discard)
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			usage(stdout)
+			return exitOK, true
+		}
+		return usageError(stderr, name, err), true
+	}
+	if fs.NArg() > 0 {
+		return usageError(stderr, name, fmt.Errorf("unexpected argument %q", fs.Arg(0))), true
+	}
+	return 0, false
+}
+
+// usageError prints a bad usage of `lectern NAME` and where the flags are.
+func usageError(stderr io.Writer, name string, err error) int {
+	fmt.Fprintf(stderr, "lectern %s: %v\n", name, err)
+	fmt.Fprintf(stderr, "lectern %s: run 'lectern %s --help' for the flags\n", name, name)
+	return exitUsage
 }
 
 // fail prints err, one "lectern: " line per joined error, and returns code.

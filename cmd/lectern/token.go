@@ -59,17 +59,8 @@ func tokenUsage(w io.Writer) {
 // token mints one token and prints it, and with --url the class link.
 func token(args []string, env config.Env, stdout, stderr io.Writer) int {
 	var f tokenFlags
-	fs := newTokenFlagSet(&f)
-	fs.SetOutput(io.Discard)
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			tokenUsage(stdout)
-			return exitOK
-		}
-		return tokenUsageError(stderr, err)
-	}
-	if fs.NArg() > 0 {
-		return tokenUsageError(stderr, fmt.Errorf("unexpected argument %q", fs.Arg(0)))
+	if code, done := parseSubcommand(newTokenFlagSet(&f), args, "token", tokenUsage, stdout, stderr); done {
+		return code
 	}
 	claims, link, err := f.check()
 	if err != nil {
@@ -90,11 +81,7 @@ func token(args []string, env config.Env, stdout, stderr io.Writer) int {
 	return exitOK
 }
 
-func tokenUsageError(stderr io.Writer, err error) int {
-	fmt.Fprintf(stderr, "lectern token: %v\n", err)
-	fmt.Fprintln(stderr, "lectern token: run 'lectern token --help' for the flags")
-	return exitUsage
-}
+func tokenUsageError(stderr io.Writer, err error) int { return usageError(stderr, "token", err) }
 
 // check turns the flags into claims and, with --url, the class link
 // up to its fragment. It explains what auth.Claims.Valid would only refuse.
