@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chromedp/chromedp"
 	"github.com/stretchr/testify/require"
 
 	"lectern/auth"
@@ -118,4 +119,51 @@ func TestClusterDrain(t *testing.T) {
 	require.NoError(t, err)
 	resp.Body.Close()
 	require.Equal(t, http.StatusOK, resp.StatusCode)
+}
+
+// TestBrowserClusterDrain: a teacher live from Chromium and a student in
+// Chromium, both on node A of three; the operator drains A from the
+// console opened on B, which lists the three nodes. Both pages move to B
+// by themselves, the teacher's page publishes again there, and the
+// student's video plays again.
+func TestBrowserClusterDrain(t *testing.T) {
+	t.Parallel()
+	chromium := findChromium(t)
+	nodes := startCluster(t, 0, 0, 1)
+	a, b, c := nodes[0], nodes[1], nodes[2]
+	c.dial(t, c.token(t, newRoom(), auth.RoleStudent, "Fills C"), client.Options{NoSubscribe: true})
+	room := newRoom()
+	br := newBrowser(t, chromium)
+	teacher := br.open(t, "teacher", a.base+"/room/"+room+"#token="+a.token(t, room, auth.RoleTeacher, "Ms Rivera"))
+	teacher.do(t, "go live",
+		chromedp.WaitEnabled(chromedp.CSS(`[data-testid="go-live"]`)),
+		chromedp.Click(chromedp.CSS(`[data-testid="go-live"]`)))
+	student := br.open(t, "student", a.base+"/room/"+room+"#token="+a.token(t, room, auth.RoleStudent, "Ada"))
+	student.waitVideoPlaying(t)
+	student.waitState(t, 10*time.Second, "on A", func(s pageState) bool { return s.Node == a.name })
+
+	console := br.open(t, "console", b.base+"/operator#token="+operatorToken(t, b.signer))
+	waitFor(t, 20*time.Second, "three nodes in B's console", func() (bool, string) {
+		n, err := eval[int](console, `document.querySelectorAll('[data-testid="node-row"]').length`)
+		return err == nil && n == 3, fmt.Sprintf("%d err=%v", n, err)
+	})
+	// The console drains the node it runs on; A is drained through its API.
+	var st signaling.DrainState
+	apiCall(t, http.MethodPost, a.base+"/api/drain", operatorToken(t, a.signer), http.StatusOK, &st)
+	start := time.Now()
+	for _, tb := range []*tab{teacher, student} {
+		tb.waitState(t, 30*time.Second, "moved to B", func(s pageState) bool { return s.Connected && s.Node == b.name })
+	}
+	teacher.waitState(t, 30*time.Second, "on air again", func(s pageState) bool { return s.Publishing["camera"].Status == "live" })
+	student.waitVideoPlaying(t)
+	t.Logf("both pages on B and the video playing %v after the drain", time.Since(start).Round(time.Millisecond))
+	waitFor(t, 10*time.Second, "A empty", func() (bool, string) {
+		apiCall(t, http.MethodGet, a.base+"/api/drain", operatorToken(t, a.signer), http.StatusOK, &st)
+		return st.Participants == 0, fmt.Sprintf("%+v", st)
+	})
+	waitFor(t, 10*time.Second, "B's console shows A draining", func() (bool, string) {
+		got, err := eval[string](console, fmt.Sprintf(
+			`(() => { const r = document.querySelector('[data-testid="node-row"][data-node=%q]'); return r ? r.children[1].textContent : ''; })()`, a.name))
+		return err == nil && got == "alive, draining", fmt.Sprintf("%q err=%v", got, err)
+	})
 }
