@@ -208,11 +208,37 @@ func (p *Publisher) onTrack(remote *webrtc.TrackRemote, recv *webrtc.RTPReceiver
 		codec: remote.Codec(), kind: remote.Kind(), ssrc: uint32(remote.SSRC()),
 		src: remote, rtcp: p.pc.WriteRTCP, log: p.log, stats: &p.e.stats, pool: p.e.pool,
 	})
-	p.tracks = append(p.tracks, t)
 	p.wg.Add(3)
 	go func() { defer p.wg.Done(); t.run() }()
 	go func() { defer p.wg.Done(); drainRTCP(recv, t) }()
 	go func() { defer p.wg.Done(); t.keyLoop() }()
+	select {
+	case <-t.profiled:
+		p.mu.Unlock()
+		p.announce(t)
+	default:
+		// Published once its codec is known (Track.learnProfile).
+		p.wg.Add(1)
+		p.mu.Unlock()
+		go func() {
+			defer p.wg.Done()
+			select {
+			case <-t.profiled:
+				p.announce(t)
+			case <-t.done:
+			}
+		}()
+	}
+}
+
+// announce lists t among the publisher's tracks and calls OnTrack.
+func (p *Publisher) announce(t *Track) {
+	p.mu.Lock()
+	if p.closed {
+		p.mu.Unlock()
+		return
+	}
+	p.tracks = append(p.tracks, t)
 	p.mu.Unlock()
 	p.log.Debug().Str("track", string(t.id)).Str("codec", t.codec.MimeType).Msg("track published")
 	if p.cfg.OnTrack != nil {

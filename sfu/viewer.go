@@ -154,11 +154,12 @@ func (v *Viewer) Kinds() []webrtc.RTPCodecType {
 // Accepts reports whether the viewer negotiated t's codec, so that t can be
 // its source.
 //
-// The match is strict: for H.264 and VP9 the profile must match too, since
-// a decoder for another profile may show nothing.
+// The match follows forwarding's rules (matchCodec): a VP9 profile must
+// be the same, an H.264 stream needs a packetization mode the viewer
+// takes, and goes as the viewer's closest profile.
 func (v *Viewer) Accepts(t *Track) bool {
-	c, ok := matchCodec(t.codec, v.codecs[t.kind])
-	return ok && v.downs[t.kind] != nil && fmtpCompatible(t.codec.MimeType, t.codec.SDPFmtpLine, c.SDPFmtpLine)
+	_, ok := matchCodec(t.codec, v.codecs[t.kind])
+	return ok && v.downs[t.kind] != nil
 }
 
 // SetSource makes t the source of the viewer's down track of kind (nil:
