@@ -182,7 +182,9 @@ func (r *room) attach(st *stream, pub *sfu.Publisher, expected int, rid, sdp str
 }
 
 // onTrack collects a stream's tracks; the stream is ready with all of
-// them, or a moment (timings.ready, 3 s) after the first with those it has.
+// them, or a moment (timings.ready, 3 s) after the first with those it
+// has. A track that comes later still is added to the ready stream
+// (addLate).
 func (r *room) onTrack(st *stream, t *sfu.Track) {
 	r.mu.Lock()
 	if st.ended {
@@ -190,6 +192,11 @@ func (r *room) onTrack(st *stream, t *sfu.Track) {
 		return
 	}
 	st.tracks = append(st.tracks, t)
+	if st.ready {
+		r.mu.Unlock()
+		r.addLate(st, t)
+		return
+	}
 	startTimer := !st.waiting
 	st.waiting = true
 	full := st.expected > 0 && len(st.tracks) >= st.expected
@@ -209,6 +216,65 @@ func (r *room) onTrack(st *stream, t *sfu.Track) {
 			}
 		})
 	}
+}
+
+// addLate brings a track that arrived after its stream was announced (a
+// publisher whose audio starts seconds after its video) to everyone who
+// receives the stream. Nothing is renegotiated: each class page gets a
+// fresh subscriber peer connection with every track, which replaces its
+// old one as on a client's resubscribe; WHEP viewers and relays to other
+// nodes take the track as the source of its kind; the recording takes
+// the stream again, as after a reconnect.
+func (r *room) addLate(st *stream, t *sfu.Track) {
+	r.mu.Lock()
+	if st.ended {
+		r.mu.Unlock()
+		return
+	}
+	tracks := append([]*sfu.Track(nil), st.tracks...)
+	var viewers []*conn
+	var old []io.Closer
+	for v := range st.subs {
+		if sub := r.takeSubLocked(v, st); sub != nil {
+			viewers = append(viewers, v)
+			old = append(old, sub.sub)
+		}
+	}
+	outs := make([]*sfu.Viewer, 0, len(st.outs))
+	for v := range st.outs {
+		outs = append(outs, v)
+	}
+	whep := r.whepSessionsLocked(st)
+	r.mu.Unlock()
+	closeAll(old)
+	st.owner.log.Info().Str("stream", st.clientID).Str("kind", t.Kind().String()).Msg("signaling: a late track joins its stream")
+	for _, v := range outs {
+		_ = v.SetSource(t.Kind(), t)
+	}
+	if !st.relay {
+		r.s.rec.streamReady(r.id, st, tracks)
+	}
+	r.s.tasks.start(func() {
+		for _, x := range whep {
+			x.follow()
+		}
+		for _, v := range viewers {
+			r.subscribe(v, st, tracks)
+		}
+	})
+}
+
+// takeSubLocked detaches c's subscription to st, if any, without telling
+// c: a new offer for the same stream replaces it on the client.
+func (r *room) takeSubLocked(c *conn, st *stream) *subscription {
+	sub := c.subs[st.serverID]
+	if sub == nil {
+		return nil
+	}
+	sub.closed = true
+	delete(c.subs, st.serverID)
+	delete(st.subs, c)
+	return sub
 }
 
 // checkReady covers tracks that arrived before the publisher was attached.
@@ -343,11 +409,7 @@ func (r *room) resubscribe(c *conn, id string) error {
 		r.mu.Unlock()
 		return fmt.Errorf("%w: stream %.64q was offered less than a second ago", ErrConflict, id)
 	}
-	if old != nil {
-		old.closed = true
-		delete(c.subs, st.serverID)
-		delete(st.subs, c)
-	}
+	r.takeSubLocked(c, st)
 	tracks := append([]*sfu.Track(nil), st.tracks...)
 	r.mu.Unlock()
 	if old != nil {
