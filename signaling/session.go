@@ -281,8 +281,16 @@ func (r *room) whepSessionsLocked(st *stream) []*session {
 
 // teacherTracksLocked picks what a WHEP viewer shows: the video of the
 // teacher's stream of label, and the audio of the teacher's camera stream.
+// A stream counts from its first track, before it is announced to class
+// pages (stream.ready), and ready streams come first.
 func (r *room) teacherTracksLocked(label string) (video, audio *sfu.Track) {
-	for _, st := range r.readyStreamsLocked() {
+	streams := r.readyStreamsLocked()
+	for _, st := range r.streams {
+		if !st.ready && !st.ended {
+			streams = append(streams, st)
+		}
+	}
+	for _, st := range streams {
 		if !st.teacher {
 			continue
 		}

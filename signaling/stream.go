@@ -200,10 +200,16 @@ func (r *room) onTrack(st *stream, t *sfu.Track) {
 	startTimer := !st.waiting
 	st.waiting = true
 	full := st.expected > 0 && len(st.tracks) >= st.expected
+	whep := r.whepSessionsLocked(st)
 	r.mu.Unlock()
 	if full {
 		r.markReady(st)
 		return
+	}
+	// WHEP viewers need no offer with every track: they take each as it
+	// comes, so a class starting is watched from its first keyframe.
+	if len(whep) > 0 {
+		r.s.tasks.start(func() { followAll(whep) })
 	}
 	if startTimer {
 		r.s.tasks.start(func() {
@@ -255,9 +261,7 @@ func (r *room) addLate(st *stream, t *sfu.Track) {
 		r.s.rec.streamReady(r.id, st, tracks)
 	}
 	r.s.tasks.start(func() {
-		for _, x := range whep {
-			x.follow()
-		}
+		followAll(whep)
 		for _, v := range viewers {
 			r.subscribe(v, st, tracks)
 		}
@@ -319,9 +323,7 @@ func (r *room) markReady(st *stream) {
 		r.s.rec.streamReady(r.id, st, tracks)
 	}
 	r.s.tasks.start(func() {
-		for _, x := range whep {
-			x.follow()
-		}
+		followAll(whep)
 		for _, v := range viewers {
 			r.subscribe(v, st, tracks)
 		}

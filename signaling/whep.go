@@ -151,3 +151,10 @@ func (x *session) follow() {
 		}
 	}
 }
+
+// followAll makes each session follow what the teacher sends now.
+func followAll(sessions []*session) {
+	for _, x := range sessions {
+		x.follow()
+	}
+}
