@@ -85,6 +85,9 @@ type Options struct {
 	CPUProfile, MemProfile string
 
 	// Warmup is how long the publisher sends before the first student.
+	// It is 0 by default: students start joining as the teacher goes
+	// live, inside the first keyframe interval, which is when a class's
+	// students pile in.
 	Warmup time.Duration
 	// JoinTimeout bounds one student's join.
 	JoinTimeout time.Duration
@@ -100,7 +103,7 @@ func DefaultOptions() Options {
 		Transport: TransportWHEP, Publisher: PublishWHIP, Room: "bench",
 		SweepStart: 50, SweepStep: 50, SweepMax: 1000,
 		IVF: DefaultIVF, Ogg: DefaultOgg,
-		Warmup: 2500 * time.Millisecond, JoinTimeout: 20 * time.Second,
+		Warmup: 0, JoinTimeout: 20 * time.Second,
 		Logger: zerolog.Nop(),
 	}
 }
@@ -199,7 +202,7 @@ func (o *Options) flags(fs *flag.FlagSet) {
 	fs.StringVar(&o.IVF, "ivf", o.IVF, "VP8 clip (IVF) to publish")
 	fs.StringVar(&o.Ogg, "ogg", o.Ogg, `Opus clip (Ogg, one packet per page) to publish; "" for no audio`)
 	fs.StringVar(&o.ServerBinary, "server-bin", o.ServerBinary, "lectern binary to run as the local server (default: this one)")
-	fs.DurationVar(&o.Warmup, "warmup", o.Warmup, "how long the teacher publishes before the first student joins")
+	fs.DurationVar(&o.Warmup, "warmup", o.Warmup, "how long the teacher publishes before the first student joins (0: students join as the teacher goes live)")
 	fs.DurationVar(&o.JoinTimeout, "join-timeout", o.JoinTimeout, "how long one student may take to join")
 	fs.Var(stringList{&o.ServerArgs}, "server-arg", "extra flag for the local server (repeatable), e.g. --server-arg=--log-level=error")
 	// Hidden: profiling the forwarding path.
