@@ -16,7 +16,7 @@ import (
 
 // gstPackages are the Debian packages the GStreamer interop test needs.
 const gstPackages = "gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-plugins-bad " +
-	"gstreamer1.0-nice python3-gi python3-gst-1.0 gir1.2-gst-plugins-bad-1.0"
+	"gstreamer1.0-plugins-ugly gstreamer1.0-libav gstreamer1.0-nice python3-gi python3-gst-1.0 gir1.2-gst-plugins-bad-1.0"
 
 // gstWHIPClient is a small WHIP client on GStreamer's webrtcbin (an
 // independent WebRTC stack: libnice for ICE, its own DTLS-SRTP), since
@@ -173,7 +173,8 @@ gi.require_version('Gst', '1.0')
 gi.require_version('GstWebRTC', '1.0')
 from gi.repository import Gst
 Gst.init(None)
-for e in ('webrtcbin', 'nicesrc', 'vp8enc', 'opusenc', 'rtpvp8pay', 'rtpopuspay'):
+for e in ('webrtcbin', 'nicesrc', 'vp8enc', 'vp9enc', 'x264enc', 'opusenc', 'rtpvp8pay', 'rtpvp9pay',
+          'rtph264pay', 'rtpopuspay', 'decodebin', 'avdec_h264', 'vp8dec', 'vp9dec'):
     assert Gst.ElementFactory.find(e), e
 `
 	out, err := exec.Command(python, "-c", check).CombinedOutput()
