@@ -361,13 +361,34 @@ func (e *Engine) nextTrackID(kind webrtc.RTPCodecType) TrackID {
 	return TrackID(kind.String() + "-" + strconv.FormatUint(e.trackSeq.Add(1), 10))
 }
 
-// engineCodec is the engine's own registration of a published codec, used
-// as the codec preference of the subscriber's transceiver.
-func (e *Engine) engineCodec(c webrtc.RTPCodecParameters, kind webrtc.RTPCodecType) (webrtc.RTPCodecParameters, bool) {
+// offerCodecs lists the engine's registrations that can carry a published
+// codec, the best fit first (fmtpScore): the codec preferences of a
+// subscriber's transceiver. The SFU cannot transcode, so no other codec is
+// offered; but an H.264 stream is offered under every profile a browser
+// may list, since browsers decode any profile and do not all list High
+// (Debian's Chromium receives 42001f, 42e01f, 4d001f and f4001f only):
+// the answer keeps those the browser has, and the down track goes as the
+// closest of them (DownTrack.Bind).
+func (e *Engine) offerCodecs(c webrtc.RTPCodecParameters, kind webrtc.RTPCodecType) []webrtc.RTPCodecParameters {
+	list := e.audio
 	if kind == webrtc.RTPCodecTypeVideo {
-		return matchCodec(c, e.video)
+		list = e.video
 	}
-	return matchCodec(c, e.audio)
+	var out []webrtc.RTPCodecParameters
+	for {
+		best, ok := matchCodec(c, list)
+		if !ok {
+			return out
+		}
+		out = append(out, best)
+		rest := make([]webrtc.RTPCodecParameters, 0, len(list))
+		for _, l := range list {
+			if l.PayloadType != best.PayloadType {
+				rest = append(rest, l)
+			}
+		}
+		list = rest
+	}
 }
 
 // waitGathering waits for ICE gathering to complete, so the description

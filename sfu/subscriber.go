@@ -101,8 +101,8 @@ func (s *Subscriber) offer(tracks []*Track) (webrtc.SessionDescription, error) {
 }
 
 func (s *Subscriber) addDownTrack(t *Track) error {
-	codec, ok := s.e.engineCodec(t.codec, t.kind)
-	if !ok {
+	codecs := s.e.offerCodecs(t.codec, t.kind)
+	if len(codecs) == 0 {
 		return fmt.Errorf("%w: %s", ErrUnsupportedCodec, t.codec.MimeType)
 	}
 	d := newDownTrack(t, &s.e.stats, s.log)
@@ -113,9 +113,9 @@ func (s *Subscriber) addDownTrack(t *Track) error {
 	if err != nil {
 		return fmt.Errorf("sfu: add transceiver: %w", err)
 	}
-	// Offer only the published codec: the SFU cannot transcode, so any
-	// other codec the client might pick would be undecodable.
-	if err := tr.SetCodecPreferences([]webrtc.RTPCodecParameters{codec}); err != nil {
+	// Offer only what carries the published codec (offerCodecs): the
+	// SFU cannot transcode, so any other codec would be undecodable.
+	if err := tr.SetCodecPreferences(codecs); err != nil {
 		return fmt.Errorf("%w: %v", ErrUnsupportedCodec, err)
 	}
 	s.downs = append(s.downs, d)
