@@ -237,6 +237,7 @@ func trackEntry(c codecSpec, number uint64, key []byte) webm.TrackEntry {
 		w, h = av1Size(key)
 		e.CodecPrivate = av1Config(key)
 	case "H264":
+		w, h = avcSize(key)
 		e.CodecPrivate = avcConfig(key)
 	}
 	if w == 0 || h == 0 {
