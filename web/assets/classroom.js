@@ -49,6 +49,7 @@ export class Classroom {
     });
     this.broadcaster = new Broadcaster({
       send: this.send,
+      codec: videoCodec(location.search),
       onChange: () => this.renderLocal(),
       onError: (text) => view.toast(text, 'error'),
     });
@@ -417,3 +418,12 @@ const HANDLERS = {
   recording(d) { this.recording.update(d); },
   recording_failed(d) { this.recording.failed(d); },
 };
+
+// videoCodec is the camera's codec a ?codec= query asks for (vp8, vp9,
+// h264 or av1: a school whose players or archive want H.264 opens the
+// teacher's page with ?codec=h264); VP8 otherwise, which every browser
+// decodes.
+export function videoCodec(search) {
+  const codecs = { vp8: 'video/VP8', vp9: 'video/VP9', h264: 'video/H264', av1: 'video/AV1' };
+  return codecs[new URLSearchParams(search).get('codec')?.toLowerCase()] ?? codecs.vp8;
+}

@@ -80,8 +80,8 @@ function orderCodecs(codecs, mimeType) {
   return [...first, ...codecs.filter((c) => c.mimeType.toLowerCase() !== want)];
 }
 
-// preferCodec asks for mimeType (VP8: every browser can decode it, so the SFU
-// can forward one encoding to all). Browsers check the list against sender
+// preferCodec asks for mimeType (VP8 unless the page was asked for another:
+// every browser can decode it, so the SFU can forward one encoding to all). Browsers check the list against sender
 // or, in older versions, receiver capabilities, so both are tried.
 export function preferCodec(transceiver, mimeType) {
   if (typeof transceiver.setCodecPreferences !== 'function') return;
@@ -100,9 +100,10 @@ export function preferCodec(transceiver, mimeType) {
 
 // Publisher sends one local MediaStream with sendonly transceivers.
 export class Publisher extends StreamPeer {
-  constructor({ id, label, media, send, onFailed }) {
+  constructor({ id, label, media, send, codec, onFailed }) {
     super(id, send);
     this.label = label;
+    this.codec = codec ?? 'video/VP8';
     this.media = media;
     this.rid = null;
     this.answered = false;
@@ -116,7 +117,7 @@ export class Publisher extends StreamPeer {
   async start() {
     for (const track of this.media.getTracks()) {
       const tr = this.pc.addTransceiver(track, { direction: 'sendonly', streams: [this.media] });
-      if (track.kind === 'video') preferCodec(tr, 'video/VP8');
+      if (track.kind === 'video') preferCodec(tr, this.codec);
     }
     await this.pc.setLocalDescription(await this.pc.createOffer());
     if (this.closed) return null;
