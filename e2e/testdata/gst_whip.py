@@ -8,9 +8,11 @@
 #
 #   gst_whip.py URL TOKEN SECONDS CODEC KEYINT
 #
-# CODEC: vp8, vp9, h264 (offered with no a=fmtp line at all, as
-# webrtcbin does when the caps state no profile), h264-high (High
-# profile with profile-level-id and packetization-mode, as OBS sends).
+# CODEC: vp8, vp9, h264 (constrained baseline offered with a bare
+# a=rtpmap and no a=fmtp line at all, as webrtcbin offers when it makes the
+# offer before the encoder's caps are known, and as encoder boxes do),
+# h264-high (High profile, offered with profile-level-id 64001f and
+# packetization-mode 1, as OBS sends).
 import sys, threading, urllib.request
 import gi
 gi.require_version('Gst', '1.0')
@@ -30,8 +32,7 @@ VIDEO = {
             'application/x-rtp,media=video,encoding-name=H264,payload=102,clock-rate=90000' % keyint,
     'h264-high': 'x264enc tune=zerolatency speed-preset=ultrafast bframes=0 key-int-max=%d ! '
                  'video/x-h264,profile=high ! rtph264pay pt=102 config-interval=-1 ! '
-                 'application/x-rtp,media=video,encoding-name=H264,payload=102,clock-rate=90000,'
-                 'packetization-mode=(string)1,profile-level-id=(string)64001f' % keyint,
+                 'application/x-rtp,media=video,encoding-name=H264,payload=102,clock-rate=90000' % keyint,
 }[codec]
 Gst.init(None)
 pipe = Gst.parse_launch(
@@ -53,6 +54,11 @@ def out(*a):
 
 def post():
     offer = w.get_property('local-description').sdp.as_text()
+    if codec.startswith('h264'):
+        offer = ''.join(l for l in offer.splitlines(True) if not l.startswith('a=fmtp:102 '))
+    if codec == 'h264-high':
+        offer = offer.replace('a=rtpmap:102 H264/90000\r\n', 'a=rtpmap:102 H264/90000\r\n'
+            'a=fmtp:102 level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=64001f\r\n')
     for line in offer.splitlines():
         if line.startswith('a=rtpmap:') or line.startswith('a=fmtp:'):
             out('OFFER', line)
