@@ -43,6 +43,7 @@ type envOpts struct {
 	engine bool
 	ready  func() error
 	tm     func(*timings)
+	limits Limits
 }
 
 func testWeb() fstest.MapFS {
@@ -71,7 +72,7 @@ func newEnv(t *testing.T, o envOpts) *testEnv {
 	}
 	srv, err := New(Options{
 		Engine: env.engine, Signer: signer, AuthMode: o.mode, Logger: zerolog.Nop(),
-		Registry: prometheus.NewRegistry(), Web: testWeb(), Ready: o.ready,
+		Registry: prometheus.NewRegistry(), Web: testWeb(), Ready: o.ready, Limits: o.limits,
 	})
 	require.NoError(t, err)
 	if o.tm != nil {
@@ -126,9 +127,10 @@ type wsClient struct {
 	ws   *websocket.Conn
 	done chan struct{}
 
-	mu   sync.Mutex
-	msgs []envelope
-	code int // close code received, 0 until then; -1 without a close frame
+	mu     sync.Mutex
+	msgs   []envelope
+	code   int    // close code received, 0 until then; -1 without a close frame
+	reason string // the close frame's reason text
 }
 
 func (e *testEnv) dial() *wsClient {
@@ -153,7 +155,7 @@ func (c *wsClient) readLoop() {
 			var ce *websocket.CloseError
 			c.mu.Lock()
 			if errors.As(err, &ce) {
-				c.code = ce.Code
+				c.code, c.reason = ce.Code, ce.Text
 			} else {
 				c.code = -1
 			}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io/fs"
 	"net/http"
+	"net/netip"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -76,6 +77,15 @@ type Options struct {
 	// MaxStudents is how many students this node takes before sending
 	// new ones to other nodes of the cluster (0: no limit).
 	MaxStudents int
+	// Limits bound what one client can multiply (limits.go); zero
+	// fields take their defaults.
+	Limits Limits
+	// PublicURL is the base URL clients reach this node at; an https://
+	// one marks the replay cookie Secure behind a TLS-terminating proxy.
+	PublicURL string
+	// TrustedProxies are the reverse proxies whose X-Forwarded-For and
+	// X-Forwarded-Proto are believed.
+	TrustedProxies []netip.Prefix
 }
 
 // timings are the protocol's clocks (docs/protocol.md, "Transport");
@@ -85,10 +95,12 @@ type timings struct {
 	read  time.Duration // after join, silence longer than this closes
 	ping  time.Duration // the server pings this often
 	ready time.Duration // a stream is announced this long after its first track
+	body  time.Duration // a request body must arrive within this
 }
 
 func defaultTimings() timings {
-	return timings{join: 10 * time.Second, read: 45 * time.Second, ping: 20 * time.Second, ready: 3 * time.Second}
+	return timings{join: 10 * time.Second, read: 45 * time.Second, ping: 20 * time.Second, ready: 3 * time.Second,
+		body: 10 * time.Second}
 }
 
 // Server serves one node's classes.
@@ -111,6 +123,10 @@ type Server struct {
 
 	connsMu sync.Mutex // leaf lock
 	conns   map[*conn]struct{}
+
+	joinInvite, joinIP *limiter  // /api/join, per invite and per address
+	floods             cooldowns // participants closed with 4008
+	chatDropped        atomic.Int64
 }
 
 // New builds a server and starts its metrics sampler; Shutdown stops it.
@@ -131,12 +147,16 @@ func New(opts Options) (*Server, error) {
 	if opts.Registry == nil {
 		opts.Registry = prometheus.NewRegistry()
 	}
+	opts.Limits = opts.Limits.withDefaults()
+	lim := opts.Limits
 	s := &Server{
-		opts:  opts,
-		tm:    defaultTimings(),
-		log:   opts.Logger,
-		conns: map[*conn]struct{}{},
-		rates: newBitrates(),
+		opts:       opts,
+		tm:         defaultTimings(),
+		log:        opts.Logger,
+		conns:      map[*conn]struct{}{},
+		rates:      newBitrates(),
+		joinInvite: newLimiter(lim.JoinRateInvite/60, int(lim.JoinRateInvite), maxLimiterKeys),
+		joinIP:     newLimiter(lim.JoinRateIP/60, int(lim.JoinRateIP), maxLimiterKeys),
 	}
 	s.hub = newHub(s)
 	var err error

@@ -41,12 +41,16 @@ func (s *Server) startWHEP(w http.ResponseWriter, r *http.Request) (*session, st
 	if err := s.route(auth.RoleStudent, sfu.RoomID(room)); err != nil {
 		return nil, "", err
 	}
-	body, err := readBody(w, r, ctypeSDP, ErrNotSDP, maxSDPLen)
+	body, err := s.readBody(w, r, ctypeSDP, ErrNotSDP, maxSDPLen)
 	if err != nil {
 		return nil, "", err
 	}
 	if s.opts.Engine == nil {
 		return nil, "", ErrNoEngine
+	}
+	// Checked again, atomically, in open: this one spares the work.
+	if limit := s.opts.Limits.WHEPPerToken; s.sessions.owned(kindWHEP, claims.Participant) >= limit {
+		return nil, "", tooManySessions(limit)
 	}
 	x := newSession(s, kindWHEP, claims.Participant, room)
 	x.label = label
@@ -62,8 +66,8 @@ func (s *Server) startWHEP(w http.ResponseWriter, r *http.Request) (*session, st
 		_ = x.viewer.Close()
 		return nil, "", err
 	}
-	if !s.open(x) {
-		return nil, "", ErrShuttingDown
+	if err := s.open(x); err != nil {
+		return nil, "", err
 	}
 	x.follow()
 	x.log.Info().Str("video", label).Msg("signaling: WHEP viewer joined")

@@ -132,7 +132,7 @@ func TestWHIPWHEPErrors(t *testing.T) {
 	pcmuView := offerFrom(t, apiWith(t, codecPCMU), webrtc.RTPTransceiverDirectionRecvonly, kindAudio)
 	otherRoom := env.token("other", auth.RoleTeacher, "t", "Tess")
 	const sdp, frag = "application/sdp", "application/trickle-ice-sdpfrag"
-	goodFrag := "a=ice-ufrag:u\r\na=ice-pwd:p\r\n"
+	goodFrag := "a=ice-ufrag:uuuu\r\na=ice-pwd:pppppppppppppppppppppp\r\n"
 
 	for _, tc := range []struct {
 		name, method, path, token, ctype, body string

@@ -1,0 +1,163 @@
+package signaling
+
+import (
+	"fmt"
+	"net/http"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"lectern/auth"
+)
+
+// One token holds at most WHEPPerToken sessions: the next POST is a 429
+// that says why and when to retry; ending one makes room again. Another
+// student's token is not affected.
+func TestWHEPSessionsPerToken(t *testing.T) {
+	t.Parallel()
+	env := newEnv(t, envOpts{engine: true, limits: Limits{WHEPPerToken: 2}})
+	tok := env.token("cap", auth.RoleStudent, "v1", "Val")
+	first := env.startWHEP(t, "/whep/cap", tok)
+	env.startWHEP(t, "/whep/cap", tok)
+	_, res := env.newWHEP(t, "/whep/cap", tok, nil, false)
+	require.Equal(t, http.StatusTooManyRequests, res.status, res.body)
+	require.Contains(t, res.body, "too many WHEP sessions")
+	require.NotEmpty(t, res.header.Get("Retry-After"))
+	env.startWHEP(t, "/whep/cap", env.token("cap", auth.RoleStudent, "v2", "Vic"))
+
+	first.delete()
+	env.startWHEP(t, "/whep/cap", tok)
+	require.Equal(t, 3, env.srv.sessions.count())
+}
+
+// A WHEP session ends when its token expires: the class sees the viewer
+// leave, and the session is gone.
+func TestWHEPSessionEndsAtExpiry(t *testing.T) {
+	t.Parallel()
+	env := newEnv(t, envOpts{engine: true})
+	teacher, _ := env.join(env.token("wexp", auth.RoleTeacher, "t", "Tess"))
+	tok, err := env.signer.Mint(auth.Claims{Room: "wexp", Role: auth.RoleStudent, Participant: "v1"}, 2*time.Second)
+	require.NoError(t, err)
+	env.startWHEP(t, "/whep/wexp", tok)
+	teacher.wait("viewer joined", func(m envelope) bool {
+		return m.Type == typeParticipantJoined && strings.Contains(string(m.Data), `"v1"`)
+	})
+	require.Eventually(t, func() bool {
+		return teacher.count(typeParticipantLeft) == 1 && env.srv.sessions.count() == 0
+	}, 4*time.Second, 10*time.Millisecond, "the session outlived its token")
+}
+
+// A websocket is closed with 4001 "token expired" when its token expires,
+// even while the client keeps sending; nothing it sends after is relayed.
+func TestTokenExpiresDuringConnection(t *testing.T) {
+	t.Parallel()
+	env := newEnv(t, envOpts{})
+	teacher, _ := env.join(env.token("exp", auth.RoleTeacher, "t", "Tess"))
+	tok, err := env.signer.Mint(auth.Claims{Room: "exp", Role: auth.RoleStudent, Participant: "s1", Name: "Sam"}, 2*time.Second)
+	require.NoError(t, err)
+	student, _ := env.join(tok)
+	student.send(typeChat, "", chatData{Text: "before"})
+	teacher.wait("chat", func(m envelope) bool { return m.Type == typeChat })
+	require.Equal(t, closeUnauthorized, student.closeCode())
+	require.Equal(t, ErrTokenExpired.Error(), student.reason)
+	require.Equal(t, 1, teacher.count(typeChat))
+	teacher.wait("student left", func(m envelope) bool { return m.Type == typeParticipantLeft })
+}
+
+// A token whose nbf is in the future is refused everywhere: the
+// websocket, WHEP and /api/join.
+func TestTokenNotBefore(t *testing.T) {
+	t.Parallel()
+	env := newEnv(t, envOpts{})
+	now := time.Now().Unix()
+	early := rawToken(testSecret, auth.Claims{Room: "nbf", Role: auth.RoleStudent, Participant: "s1", Name: "Sam",
+		NotBefore: now + 60, Expiry: now + 3600})
+	c := env.dial()
+	c.send(typeJoin, "", joinData{Token: early})
+	require.Equal(t, closeUnauthorized, c.closeCode())
+
+	res := env.mediaReq(http.MethodPost, "/whep/nbf", early, "application/sdp", "v=0\r\n")
+	require.Equal(t, http.StatusUnauthorized, res.status, res.body)
+
+	invite := rawToken(testSecret, auth.Claims{Room: "nbf", Role: auth.RoleStudent, Participant: "invite", Invite: true,
+		NotBefore: now + 60, Expiry: now + 3600})
+	code, _, body := env.httpDo("POST", "/api/join", "application/json", fmt.Sprintf(`{"token":%q,"name":"Sam"}`, invite))
+	require.Equal(t, http.StatusUnauthorized, code, string(body))
+
+	ok := rawToken(testSecret, auth.Claims{Room: "nbf", Role: auth.RoleStudent, Participant: "s1", Name: "Sam",
+		NotBefore: now - 1, Expiry: now + 3600})
+	env.join(ok)
+}
+
+// Each participant's chat is rate limited: beyond the burst a message is
+// answered rate_limited, not relayed, and the connection stays open.
+func TestChatRatePerParticipant(t *testing.T) {
+	t.Parallel()
+	env := newEnv(t, envOpts{limits: Limits{ChatRate: 1, ChatBurst: 3}})
+	teacher, _ := env.join(env.token("cr", auth.RoleTeacher, "t", "Tess"))
+	student, _ := env.join(env.token("cr", auth.RoleStudent, "s1", "Sam"))
+	for i := range 10 {
+		student.send(typeChat, strconv.Itoa(i), chatData{Text: fmt.Sprintf("msg %d", i)})
+	}
+	e := student.waitError("9")
+	require.Equal(t, "rate_limited", e.Code)
+	require.Eventually(t, func() bool { return student.count(typeError) >= 6 }, waitFor, 5*time.Millisecond)
+	require.LessOrEqual(t, teacher.count(typeChat), 4, "burst of 3, plus at most one refilled")
+	require.True(t, student.isOpen())
+}
+
+// A class's chat is bounded as a whole: ten students within their own
+// limits cannot make everyone receive more than the class's budget.
+func TestChatRatePerClass(t *testing.T) {
+	t.Parallel()
+	env := newEnv(t, envOpts{limits: Limits{ChatRate: 5, ChatBurst: 5, ClassChatRate: 5}})
+	teacher, _ := env.join(env.token("cc", auth.RoleTeacher, "t", "Tess"))
+	start := time.Now()
+	var students []*wsClient
+	for i := range 10 {
+		s, _ := env.join(env.token("cc", auth.RoleStudent, fmt.Sprintf("s%d", i), "Sam"))
+		students = append(students, s)
+	}
+	for _, s := range students {
+		for j := range 5 {
+			s.send(typeChat, strconv.Itoa(j), chatData{Text: "spam"})
+		}
+	}
+	// Every message is either relayed to the teacher or refused.
+	require.Eventually(t, func() bool {
+		n := teacher.count(typeChat)
+		for _, s := range students {
+			n += s.count(typeError)
+		}
+		return n == 50
+	}, waitFor, 5*time.Millisecond)
+	elapsed := time.Since(start).Seconds()
+	budget := 10 + int(5*elapsed) + 1 // a burst of twice the rate, plus the refill
+	require.LessOrEqual(t, teacher.count(typeChat), budget)
+	require.GreaterOrEqual(t, teacher.count(typeChat), 10)
+}
+
+// A participant closed for flooding (4008) cannot rejoin at once: the
+// join is closed with 4008 and a reason saying to wait; after the
+// cooldown it may.
+func TestFloodCooldown(t *testing.T) {
+	t.Parallel()
+	env := newEnv(t, envOpts{limits: Limits{FloodCooldown: 1500 * time.Millisecond}})
+	tok := env.token("fc", auth.RoleStudent, "s1", "Sam")
+	bad, _ := env.join(tok)
+	for range rateLimit + 10 {
+		if bad.ws.WriteMessage(1, []byte(`{"type":"hand","data":{"raised":true}}`)) != nil {
+			break
+		}
+	}
+	require.Equal(t, closeRateLimited, bad.closeCode())
+	again := env.dial()
+	again.send(typeJoin, "", joinData{Token: tok})
+	require.Equal(t, closeRateLimited, again.closeCode())
+	require.Contains(t, again.reason, "wait before joining again")
+	require.Eventually(t, func() bool { return env.srv.floods.wait("s1") == 0 }, 3*time.Second, 20*time.Millisecond)
+	env.join(tok)
+}
