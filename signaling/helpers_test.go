@@ -131,11 +131,36 @@ type wsClient struct {
 	msgs   []envelope
 	code   int    // close code received, 0 until then; -1 without a close frame
 	reason string // the close frame's reason text
+
+	gate   sync.Mutex // held by pause: the client stops reading
+	paused bool       // guarded by mu
 }
 
-func (e *testEnv) dial() *wsClient {
+// pause stops reading (after at most the message being read) until
+// resume, or the end of the test.
+func (c *wsClient) pause() {
+	c.gate.Lock()
+	c.mu.Lock()
+	c.paused = true
+	c.mu.Unlock()
+	c.t.Cleanup(c.resume)
+}
+
+// resume reads on; once paused, it may be called more than once.
+func (c *wsClient) resume() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.paused {
+		c.paused = false
+		c.gate.Unlock()
+	}
+}
+
+func (e *testEnv) dial() *wsClient { return e.dialWith(websocket.DefaultDialer) }
+
+func (e *testEnv) dialWith(d *websocket.Dialer) *wsClient {
 	e.t.Helper()
-	ws, resp, err := websocket.DefaultDialer.Dial(e.ws, nil)
+	ws, resp, err := d.Dial(e.ws, nil)
 	require.NoError(e.t, err)
 	_ = resp.Body.Close()
 	c := &wsClient{t: e.t, ws: ws, done: make(chan struct{})}
@@ -150,6 +175,9 @@ func (e *testEnv) dial() *wsClient {
 func (c *wsClient) readLoop() {
 	defer close(c.done)
 	for {
+		c.gate.Lock()
+		//lint:ignore SA2001 an empty critical section: wait while paused
+		c.gate.Unlock()
 		_, data, err := c.ws.ReadMessage()
 		if err != nil {
 			var ce *websocket.CloseError

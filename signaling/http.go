@@ -282,12 +282,9 @@ func (s *Server) readJSON(w http.ResponseWriter, r *http.Request, v any) error {
 	return nil
 }
 
-// readAll reads a request body of at most limit bytes, which must arrive
-// within the body timeout: a client trickling its body holds a
-// connection and a goroutine no longer than that (408).
+// readAll reads a request body of at most limit bytes; one that does not
+// arrive within the body timeout (Handler) is a 408.
 func (s *Server) readAll(w http.ResponseWriter, r *http.Request, limit int64) ([]byte, error) {
-	rc := http.NewResponseController(w)
-	_ = rc.SetReadDeadline(time.Now().Add(s.tm.body))
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, limit))
 	if err == nil {
 		return body, nil

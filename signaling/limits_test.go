@@ -1,13 +1,18 @@
 package signaling
 
 import (
+	"encoding/json"
+	"errors"
 	"fmt"
+	"net"
 	"net/http"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
+	"github.com/gorilla/websocket"
 	"github.com/stretchr/testify/require"
 
 	"lectern/auth"
@@ -160,4 +165,74 @@ func TestFloodCooldown(t *testing.T) {
 	require.Contains(t, again.reason, "wait before joining again")
 	require.Eventually(t, func() bool { return env.srv.floods.wait("s1") == 0 }, 3*time.Second, 20*time.Millisecond)
 	env.join(tok)
+}
+
+// Chat refuses NUL, other control characters and bidirectional
+// overrides and isolates; line breaks, tabs and right-to-left scripts
+// are fine.
+func TestChatRefusesControlAndBidi(t *testing.T) {
+	t.Parallel()
+	env := newEnv(t, envOpts{limits: Limits{ChatBurst: 20, ClassChatRate: 100}})
+	teacher, _ := env.join(env.token("cb", auth.RoleTeacher, "t", "Tess"))
+	for i, bad := range []string{"a\x00b", "bell\x07", "esc\x1b[31m", "c1\u0085", "evil\u202egnp.exe", "iso\u2066x\u2069", "\u202a"} {
+		rid := fmt.Sprintf("bad%d", i)
+		teacher.send(typeChat, rid, chatData{Text: bad})
+		require.Equal(t, "bad_request", teacher.waitError(rid).Code, "%q", bad)
+	}
+	for _, good := range []string{"two\nlines", "tab\there", "שלום עולם", "مرحبا"} {
+		teacher.send(typeChat, "", chatData{Text: good})
+		teacher.wait(good, func(m envelope) bool {
+			var c chatMsg
+			return m.Type == typeChat && json.Unmarshal(m.Data, &c) == nil && c.Text == good
+		})
+	}
+	require.Zero(t, teacher.count(typeChat)-4)
+}
+
+// dialSmallBuffer dials with a 4 KB socket receive buffer, so a client
+// that stops reading holds up the server's writes soon.
+func (e *testEnv) dialSmallBuffer() *wsClient {
+	nd := &net.Dialer{Control: func(_, _ string, rc syscall.RawConn) error {
+		var serr error
+		err := rc.Control(func(fd uintptr) {
+			serr = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUF, 4096)
+		})
+		return errors.Join(err, serr)
+	}}
+	return e.dialWith(&websocket.Dialer{NetDialContext: nd.DialContext, HandshakeTimeout: waitFor})
+}
+
+// A client that cannot keep up with a busy chat is not closed: chat is
+// dropped for it, and what matters still reaches it once it reads.
+func TestSlowReaderKeepsConnectionThroughChat(t *testing.T) {
+	t.Parallel()
+	env := newEnv(t, envOpts{limits: Limits{ChatRate: 1000, ChatBurst: 1000, ClassChatRate: 100000}})
+	slow := env.dialSmallBuffer()
+	slow.send(typeJoin, "", joinData{Token: env.token("sr", auth.RoleStudent, "slow", "Slo")})
+	slow.waitType(typeWelcome)
+	// A slow network: small buffers on both ends of the socket.
+	conns := env.srv.connSnapshot() // the slow client's alone so far
+	require.Len(t, conns, 1)
+	require.NoError(t, conns[0].ws.NetConn().(*net.TCPConn).SetWriteBuffer(4096))
+	slow.pause()
+	text := strings.Repeat("€", maxChatRunes) // 3 KB a message
+	var senders []*wsClient
+	for i := range 12 {
+		s, _ := env.join(env.token("sr", auth.RoleStudent, fmt.Sprintf("s%d", i), "Sam"))
+		senders = append(senders, s)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for env.srv.chatDropped.Load() < int64(sendQueueLen) && time.Now().Before(deadline) {
+		for _, s := range senders {
+			s.send(typeChat, "", chatData{Text: text})
+		}
+		time.Sleep(25 * time.Millisecond) // 40 a second each, under rateLimit
+	}
+	require.GreaterOrEqual(t, env.srv.chatDropped.Load(), int64(sendQueueLen), "the slow reader's queue filled")
+	slow.resume()
+	env.join(env.token("sr", auth.RoleStudent, "late", "Lee"))
+	slow.wait("late joiner", func(m envelope) bool {
+		return m.Type == typeParticipantJoined && strings.Contains(string(m.Data), `"late"`)
+	})
+	require.True(t, slow.isOpen())
 }

@@ -190,8 +190,20 @@ func New(opts Options) (*Server, error) {
 	return s, nil
 }
 
-// Handler is the HTTP handler for every route.
-func (s *Server) Handler() http.Handler { return s.mux }
+// Handler is the HTTP handler for every route. A request with a body
+// must have sent all of it within the body timeout, whether its handler
+// reads it or refuses the request first (net/http then reads what is
+// left before answering): a client trickling a body holds a connection
+// and a goroutine no longer than that. Headers are bounded by the HTTP
+// server's ReadHeaderTimeout (app/http.go).
+func (s *Server) Handler() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.ContentLength != 0 {
+			_ = http.NewResponseController(w).SetReadDeadline(time.Now().Add(s.tm.body))
+		}
+		s.mux.ServeHTTP(w, r)
+	})
+}
 
 func (s *Server) routes() *http.ServeMux {
 	m := http.NewServeMux()
