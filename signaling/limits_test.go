@@ -1,6 +1,7 @@
 package signaling
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -8,14 +9,18 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/gorilla/websocket"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/rs/zerolog"
 	"github.com/stretchr/testify/require"
 
 	"lectern/auth"
+	"lectern/sfu"
 )
 
 // One token holds at most WHEPPerToken sessions: the next POST is a 429
@@ -235,4 +240,52 @@ func TestSlowReaderKeepsConnectionThroughChat(t *testing.T) {
 		return m.Type == typeParticipantJoined && strings.Contains(string(m.Data), `"late"`)
 	})
 	require.True(t, slow.isOpen())
+}
+
+// A WHEP session whose client goes away before it connects, and is
+// deleted, is ordinary: it logs no warning (pion's teardown messages are
+// debug lines).
+func TestAbandonedWHEPSessionLogsNoWarning(t *testing.T) {
+	t.Parallel()
+	var logs syncLog
+	log := zerolog.New(&logs).Level(zerolog.WarnLevel)
+	e, err := sfu.NewEngine(sfu.Config{TCPPort: -1, PublicIP: "127.0.0.1", Logger: log})
+	require.NoError(t, err)
+	signer, err := auth.NewSigner([]byte(testSecret))
+	require.NoError(t, err)
+	srv, err := New(Options{Engine: e, Signer: signer, Logger: log, Registry: prometheus.NewRegistry()})
+	require.NoError(t, err)
+	env := newEnvFor(t, srv, signer)
+	t.Cleanup(func() {
+		require.NoError(t, srv.Shutdown(context.Background()))
+		env.http.Close()
+		_ = e.Close()
+	})
+	tok := env.token("quiet", auth.RoleStudent, "v1", "")
+	v, res := env.newWHEP(t, "/whep/quiet", tok, nil, false)
+	require.Equal(t, http.StatusCreated, res.status, res.body)
+	_ = v.pc.Close()
+	time.Sleep(2500 * time.Millisecond) // ICE tries, and finds nobody
+	require.Equal(t, http.StatusOK, env.mediaReq(http.MethodDelete, v.loc, tok, "", "").status)
+	require.Eventually(t, func() bool { return env.srv.sessions.count() == 0 }, waitFor, 10*time.Millisecond)
+	time.Sleep(200 * time.Millisecond)
+	require.Empty(t, logs.String())
+}
+
+// syncLog collects log lines written from several goroutines.
+type syncLog struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (l *syncLog) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *syncLog) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
 }
