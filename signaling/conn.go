@@ -453,10 +453,6 @@ func (c *conn) join(d *joinData) {
 	c.claims, c.pid = claims, sfu.ParticipantID(claims.Participant)
 	c.log = c.s.log.With().Str("room", room).Str("participant", claims.Participant).
 		Str("role", string(claims.Role)).Logger()
-	if wait := c.s.floods.wait(c.pid); wait > 0 {
-		c.close(fmt.Errorf("%w (%ds)", ErrCoolingDown, int(wait.Seconds())+1), false)
-		return
-	}
 	var re *redirectError
 	if errors.As(c.s.route(claims.Role, sfu.RoomID(room)), &re) {
 		c.redirectWS(re)
@@ -468,9 +464,8 @@ func (c *conn) join(d *joinData) {
 		return
 	}
 	_ = c.ws.SetReadDeadline(time.Now().Add(c.s.tm.read))
-	c.expiry = time.AfterFunc(time.Until(time.Unix(claims.Expiry, 0)), func() {
-		c.close(ErrTokenExpired, false)
-	})
+	// The token's life bounds the connection's (closed with 4001).
+	c.expiry = time.AfterFunc(time.Until(time.Unix(claims.Expiry, 0)), func() { c.close(ErrTokenExpired, false) })
 	c.log.Info().Msg("signaling: joined")
 }
 

@@ -191,8 +191,8 @@ type joinResponse struct {
 // exchangeInvite trades a class invite for a personal student token. It
 // works in both auth modes: the invite itself is signed.
 func (s *Server) exchangeInvite(w http.ResponseWriter, r *http.Request) {
-	if ok, wait := s.joinIP.allow(addrKey(s.clientAddr(r)), time.Now()); !ok {
-		writeError(w, retryAfter(ErrTooManyJoins, wait))
+	if err := allowOrRetry(s.joinIP, addrKey(s.clientAddr(r)), ErrTooManyJoins); err != nil {
+		writeError(w, err)
 		return
 	}
 	var req joinRequest
@@ -200,17 +200,9 @@ func (s *Server) exchangeInvite(w http.ResponseWriter, r *http.Request) {
 		writeError(w, err)
 		return
 	}
-	inv, err := s.opts.Signer.Verify(req.Token)
+	inv, err := s.verifyInvite(req.Token)
 	if err != nil {
 		writeError(w, err)
-		return
-	}
-	if !inv.Invite {
-		writeError(w, fmt.Errorf("%w: not an invite token", ErrUnauthorized))
-		return
-	}
-	if ok, wait := s.joinInvite.allow(inviteKey(req.Token), time.Now()); !ok {
-		writeError(w, retryAfter(ErrTooManyJoins, wait))
 		return
 	}
 	name := strings.TrimSpace(req.Name)
@@ -231,6 +223,18 @@ func (s *Server) exchangeInvite(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeJSON(w, http.StatusOK, joinResponse{Token: tok})
+}
+
+// verifyInvite checks an invite token and spends one of its joins.
+func (s *Server) verifyInvite(tok string) (auth.Claims, error) {
+	inv, err := s.opts.Signer.Verify(tok)
+	if err != nil {
+		return inv, err
+	}
+	if !inv.Invite {
+		return inv, fmt.Errorf("%w: not an invite token", ErrUnauthorized)
+	}
+	return inv, allowOrRetry(s.joinInvite, inviteKey(tok), ErrTooManyJoins)
 }
 
 // inviteKey names an invite in the join limiter: a hash, so a key costs

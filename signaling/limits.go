@@ -55,6 +55,22 @@ func (l Limits) withDefaults() Limits {
 	return l
 }
 
+// joinLimiters are the /api/join limiters, per invite and per address:
+// rates per minute, bursts of a minute's worth.
+func (l Limits) joinLimiters() (perInvite, perAddr *limiter) {
+	return newLimiter(l.JoinRateInvite/60, int(l.JoinRateInvite), maxLimiterKeys),
+		newLimiter(l.JoinRateIP/60, int(l.JoinRateIP), maxLimiterKeys)
+}
+
+// allowOrRetry spends a token of key in l, or returns err saying when
+// to retry.
+func allowOrRetry(l *limiter, key string, err error) error {
+	if ok, wait := l.allow(key, time.Now()); !ok {
+		return retryAfter(err, wait)
+	}
+	return nil
+}
+
 // bucket is a token bucket (rate tokens a second, at most burst); the
 // zero bucket is full.
 type bucket struct {

@@ -131,33 +131,17 @@ type Server struct {
 
 // New builds a server and starts its metrics sampler; Shutdown stops it.
 func New(opts Options) (*Server, error) {
-	if opts.Signer == nil {
-		return nil, errors.New("signaling: Options.Signer is required")
+	if err := opts.fill(); err != nil {
+		return nil, err
 	}
-	switch opts.AuthMode {
-	case AuthOpen, AuthTokens:
-	case "":
-		opts.AuthMode = AuthTokens
-	default:
-		return nil, fmt.Errorf("signaling: unknown auth mode %q", opts.AuthMode)
-	}
-	if opts.InviteTTL <= 0 {
-		opts.InviteTTL = DefaultInviteTTL
-	}
-	if opts.Registry == nil {
-		opts.Registry = prometheus.NewRegistry()
-	}
-	opts.Limits = opts.Limits.withDefaults()
-	lim := opts.Limits
 	s := &Server{
-		opts:       opts,
-		tm:         defaultTimings(),
-		log:        opts.Logger,
-		conns:      map[*conn]struct{}{},
-		rates:      newBitrates(),
-		joinInvite: newLimiter(lim.JoinRateInvite/60, int(lim.JoinRateInvite), maxLimiterKeys),
-		joinIP:     newLimiter(lim.JoinRateIP/60, int(lim.JoinRateIP), maxLimiterKeys),
+		opts:  opts,
+		tm:    defaultTimings(),
+		log:   opts.Logger,
+		conns: map[*conn]struct{}{},
+		rates: newBitrates(),
 	}
+	s.joinInvite, s.joinIP = opts.Limits.joinLimiters()
 	s.hub = newHub(s)
 	var err error
 	if s.rec, err = newRecManager(s, opts.Recording); err != nil {
@@ -188,6 +172,28 @@ func New(opts Options) (*Server, error) {
 		s.tasks.start(s.rec.sweepLoop)
 	}
 	return s, nil
+}
+
+// fill checks the options and gives the unset ones their defaults.
+func (o *Options) fill() error {
+	if o.Signer == nil {
+		return errors.New("signaling: Options.Signer is required")
+	}
+	switch o.AuthMode {
+	case AuthOpen, AuthTokens:
+	case "":
+		o.AuthMode = AuthTokens
+	default:
+		return fmt.Errorf("signaling: unknown auth mode %q", o.AuthMode)
+	}
+	if o.InviteTTL <= 0 {
+		o.InviteTTL = DefaultInviteTTL
+	}
+	if o.Registry == nil {
+		o.Registry = prometheus.NewRegistry()
+	}
+	o.Limits = o.Limits.withDefaults()
+	return nil
 }
 
 // Handler is the HTTP handler for every route. A request with a body

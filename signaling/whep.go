@@ -45,12 +45,8 @@ func (s *Server) startWHEP(w http.ResponseWriter, r *http.Request) (*session, st
 	if err != nil {
 		return nil, "", err
 	}
-	if s.opts.Engine == nil {
-		return nil, "", ErrNoEngine
-	}
-	// Checked again, atomically, in open: this one spares the work.
-	if limit := s.opts.Limits.WHEPPerToken; s.sessions.owned(kindWHEP, claims.Participant) >= limit {
-		return nil, "", tooManySessions(limit)
+	if err := s.mayView(claims.Participant); err != nil {
+		return nil, "", err
 	}
 	x := newSession(s, kindWHEP, claims.Participant, room)
 	x.label = label
@@ -72,6 +68,19 @@ func (s *Server) startWHEP(w http.ResponseWriter, r *http.Request) (*session, st
 	x.follow()
 	x.log.Info().Str("video", label).Msg("signaling: WHEP viewer joined")
 	return x, answer, nil
+}
+
+// mayView: there is a media engine, and owner holds fewer WHEP sessions
+// than allowed (checked again, atomically, in open: this check spares
+// the work of a viewer bound to be refused).
+func (s *Server) mayView(owner string) error {
+	if s.opts.Engine == nil {
+		return ErrNoEngine
+	}
+	if limit := s.opts.Limits.WHEPPerToken; s.sessions.owned(kindWHEP, owner) >= limit {
+		return tooManySessions(limit)
+	}
+	return nil
 }
 
 // whepLabel reads ?video=: the teacher's camera (default) or screen share.
