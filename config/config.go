@@ -69,8 +69,10 @@ type Config struct {
 	// NodeID names this node in the cluster; "" derives it from the host
 	// name and the HTTP port (DeriveNodeID).
 	NodeID string `yaml:"node_id"`
-	// PublicURL is the base URL other nodes send clients to when they
-	// redirect them here; "" derives it from the bound HTTP address.
+	// PublicURL is the base URL clients reach this node at: other nodes
+	// send clients there when they redirect them here, and an https://
+	// one marks the replay cookie Secure; "" derives it from the bound
+	// HTTP address.
 	PublicURL string `yaml:"public_url"`
 	// MaxStudents is how many students this node takes before it sends
 	// new ones to another node (0: no limit).

@@ -17,8 +17,9 @@ type Limits struct {
 	// post, on average; ChatBurst how many it may post at once.
 	ChatRate  int `yaml:"chat_rate"`
 	ChatBurst int `yaml:"chat_burst"`
-	// ClassChatRate is the chat messages per second a whole class may
-	// post, on average (bursts of twice as many), however many post.
+	// ClassChatRate is the chat messages per second a whole class's
+	// students may post, on average (bursts of twice as many), however
+	// many post.
 	ClassChatRate int `yaml:"class_chat_rate"`
 	// FloodCooldown is how long a participant closed for flooding (4008)
 	// is refused before it may join again; 0 lets it rejoin at once.
@@ -77,7 +78,7 @@ func (c *Config) limitsFields() []field {
 		{"whep_sessions_per_token", "LECTERN_WHEP_SESSIONS_PER_TOKEN", "whep-sessions-per-token", "WHEP sessions one token may hold at once", intValue{&c.WHEPPerToken}},
 		{"chat_rate", "LECTERN_CHAT_RATE", "chat-rate", "chat messages per second one participant may post on average", intValue{&c.ChatRate}},
 		{"chat_burst", "LECTERN_CHAT_BURST", "chat-burst", "chat messages one participant may post at once", intValue{&c.ChatBurst}},
-		{"class_chat_rate", "LECTERN_CLASS_CHAT_RATE", "class-chat-rate", "chat messages per second a whole class may post on average (bursts of twice as many)", intValue{&c.ClassChatRate}},
+		{"class_chat_rate", "LECTERN_CLASS_CHAT_RATE", "class-chat-rate", "chat messages per second a whole class's students may post on average (bursts of twice as many)", intValue{&c.ClassChatRate}},
 		{"flood_cooldown", "LECTERN_FLOOD_COOLDOWN", "flood-cooldown", "how long a participant closed for flooding (4008) must wait to join again (0: no wait)", durationValue{&c.FloodCooldown}},
 		{"join_rate_invite", "LECTERN_JOIN_RATE_INVITE", "join-rate-invite", "invite exchanges at /api/join per minute per invite", intValue{&c.JoinRateInvite}},
 		{"join_rate_ip", "LECTERN_JOIN_RATE_IP", "join-rate-ip", "invite exchanges at /api/join per minute per client address", intValue{&c.JoinRateIP}},

@@ -20,7 +20,8 @@ type Limits struct {
 	// participant's chat.
 	ChatRate  float64
 	ChatBurst int
-	// ClassChatRate bounds a whole class's chat, in bursts of twice as many.
+	// ClassChatRate bounds a whole class's student chat, in bursts of
+	// twice as many.
 	ClassChatRate float64
 	// FloodCooldown is how long a participant closed with 4008 is refused.
 	FloodCooldown time.Duration

@@ -120,7 +120,8 @@ func TestChatRatePerParticipant(t *testing.T) {
 }
 
 // A class's chat is bounded as a whole: ten students within their own
-// limits cannot make everyone receive more than the class's budget.
+// limits cannot make everyone receive more than the class's budget, and
+// the teacher can still speak.
 func TestChatRatePerClass(t *testing.T) {
 	t.Parallel()
 	env := newEnv(t, envOpts{limits: Limits{ChatRate: 5, ChatBurst: 5, ClassChatRate: 5}})
@@ -148,6 +149,12 @@ func TestChatRatePerClass(t *testing.T) {
 	budget := 10 + int(5*elapsed) + 1 // a burst of twice the rate, plus the refill
 	require.LessOrEqual(t, teacher.count(typeChat), budget)
 	require.GreaterOrEqual(t, teacher.count(typeChat), 10)
+
+	// The students' flood does not silence the teacher.
+	teacher.send(typeChat, "t", chatData{Text: "quiet please"})
+	students[0].wait("teacher's chat", func(m envelope) bool {
+		return m.Type == typeChat && strings.Contains(string(m.Data), "quiet please")
+	})
 }
 
 // A participant closed for flooding (4008) cannot rejoin at once: the

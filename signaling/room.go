@@ -227,13 +227,17 @@ func (r *room) postChat(c *conn, text string) error {
 	return nil
 }
 
-// chatAllowedLocked spends a chat token of the participant, then of the
-// class (bursts of twice its rate): however many tokens post, everyone
-// receives at most the class's rate.
+// chatAllowedLocked spends a chat token of the participant, then, for a
+// student, of the class (bursts of twice its rate): however many student
+// tokens post, everyone receives at most the class's rate, and students
+// who spend it never silence the teacher.
 func (r *room) chatAllowedLocked(m *member, now time.Time) error {
 	lim := r.s.opts.Limits
 	if ok, wait := r.chatBy.allow(m.info.ID, now); !ok {
 		return retryAfter(ErrChatRate, wait)
+	}
+	if m.info.Role != string(auth.RoleStudent) {
+		return nil
 	}
 	if ok, wait := r.chatAll.take(now, lim.ClassChatRate, max(2, int(2*lim.ClassChatRate))); !ok {
 		return retryAfter(ErrChatRate, wait)
