@@ -296,3 +296,18 @@ func (l *syncLog) String() string {
 	defer l.mu.Unlock()
 	return l.b.String()
 }
+
+// A WHIP publisher's session ends when its token expires: the class's
+// students are told the teacher is no longer live.
+func TestWHIPSessionEndsAtExpiry(t *testing.T) {
+	t.Parallel()
+	env := newEnv(t, envOpts{engine: true, tm: shortReady})
+	student, _ := env.join(env.token("pexp", auth.RoleStudent, "s1", "Sam"))
+	tok, err := env.signer.Mint(auth.Claims{Room: "pexp", Role: auth.RoleTeacher, Participant: "t", Name: "Tess"}, 2*time.Second)
+	require.NoError(t, err)
+	pub := env.startWHIP(t, "pexp", tok, whipOpts{})
+	pub.send()
+	student.wait("live", func(m envelope) bool { return m.Type == typeLive && strings.Contains(string(m.Data), "true") })
+	student.wait("not live", func(m envelope) bool { return m.Type == typeLive && strings.Contains(string(m.Data), "false") })
+	require.Eventually(t, func() bool { return env.srv.sessions.count() == 0 }, waitFor, 10*time.Millisecond)
+}
