@@ -30,8 +30,9 @@ import (
 // WHIP and WHEP (session.go) add session.mu, taken before hub.mu and
 // room.mu; sessionTable.mu is a leaf.
 //
-// Server.connsMu, tracker.mu and the bitrate sampler's mutex are leaves:
-// nothing else is taken while they are held. No sfu method (pion work,
+// Server.connsMu, tracker.mu, the bitrate sampler's mutex and the rate
+// limiters' and flood cooldowns' mutexes (limits.go) are leaves: nothing
+// else is taken while they are held. No sfu method (pion work,
 // which may call back into this package) is ever called with a lock held:
 // room methods return the peers to close and callers close them after
 // unlocking.
