@@ -2,6 +2,8 @@ package e2e
 
 import (
 	"context"
+	"fmt"
+	"net/http"
 	"strings"
 	"testing"
 	"time"
@@ -10,6 +12,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"lectern/client"
+	"lectern/config"
 )
 
 // TestBrowserLinkLeavesAddressBar: the class page takes the token out of
@@ -49,4 +52,33 @@ func (tb *tab) requireNoToken(t *testing.T) {
 	hash, err := eval[string](tb, `location.hash`)
 	require.NoError(t, err)
 	require.NotContains(t, hash, "token", tb.name)
+}
+
+// TestBrowserJoinWaitsForTheJoinLimit: when an invite's joins are spent
+// (the class is joining all at once), the page says so and joins by
+// itself once the server's Retry-After has passed.
+func TestBrowserJoinWaitsForTheJoinLimit(t *testing.T) {
+	t.Parallel()
+	chromium := findChromium(t)
+	srv := startServerWith(t, "open", func(c *config.Config) { c.JoinRateInvite = 4 }) // one every 15 s
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	class, err := client.CreateClass(ctx, srv.base, "Busy class", "Ms Teacher")
+	require.NoError(t, err)
+	invite := strings.TrimPrefix(class.StudentURL[strings.Index(class.StudentURL, "#"):], "#token=")
+	for i := 0; ; i++ {
+		_, err := client.JoinInvite(ctx, srv.base, invite, fmt.Sprintf("Student %d", i))
+		if err != nil {
+			var he *client.HTTPError
+			require.ErrorAs(t, err, &he)
+			require.Equal(t, http.StatusTooManyRequests, he.Status)
+			break
+		}
+		require.Less(t, i, 40, "the invite's joins never ran out")
+	}
+
+	b := newBrowser(t, chromium)
+	ada := b.open(t, "ada", srv.base+withQuery(class.StudentURL, "name=Ada"))
+	ada.waitScript(t, "told to wait", `(document.querySelector('[data-testid="join-error"]')?.textContent ?? '').includes('Trying again')`)
+	ada.waitState(t, 30*time.Second, "joined after the wait", func(s pageState) bool { return s.Connected && s.You != nil })
 }

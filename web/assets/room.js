@@ -129,6 +129,10 @@ async function exchangeInvite(name) {
       view.nameError('Enter your name (1 to 64 characters).');
       return;
     }
+    if (res.status === 429) {
+      retryJoin(name, res);
+      return;
+    }
     if (!res.ok) {
       view.nameError(await errorMessage(res, 'Could not join the class'));
       return;
@@ -144,6 +148,15 @@ async function exchangeInvite(name) {
   } finally {
     view.nameBusy(false);
   }
+}
+
+// retryJoin: many students are joining from the same invite or network
+// at once (the server's join limits, 429); the page tries again by
+// itself after the Retry-After the server gave, at most a minute.
+function retryJoin(name, res) {
+  const wait = Math.min(60, Math.max(1, Number(res.headers.get('Retry-After')) || 5));
+  view.nameError(`Many students are joining right now. Trying again in ${wait} s…`);
+  setTimeout(() => exchangeInvite(name), wait * 1000);
 }
 
 function enter(token, claims) {
