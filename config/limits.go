@@ -43,7 +43,7 @@ func DefaultLimits() Limits {
 		ClassChatRate:  20,
 		FloodCooldown:  30 * time.Second,
 		JoinRateInvite: 60,
-		JoinRateIP:     120,
+		JoinRateIP:     600,
 	}
 }
 

@@ -49,7 +49,7 @@ func (l Limits) withDefaults() Limits {
 	def(&l.ChatRate, 2)
 	def(&l.ClassChatRate, 20)
 	def(&l.JoinRateInvite, 60)
-	def(&l.JoinRateIP, 120)
+	def(&l.JoinRateIP, 600)
 	if l.FloodCooldown <= 0 && !l.NoFloodCooldown {
 		l.FloodCooldown = 30 * time.Second
 	}
