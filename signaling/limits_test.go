@@ -49,7 +49,9 @@ func TestWHEPSessionEndsAtExpiry(t *testing.T) {
 	t.Parallel()
 	env := newEnv(t, envOpts{engine: true})
 	teacher, _ := env.join(env.token("wexp", auth.RoleTeacher, "t", "Tess"))
-	tok, err := env.signer.Mint(auth.Claims{Room: "wexp", Role: auth.RoleStudent, Participant: "v1"}, 2*time.Second)
+	// exp is in whole seconds: the token lasts 3 to 4 s, time to connect
+	// on a loaded machine.
+	tok, err := env.signer.Mint(auth.Claims{Room: "wexp", Role: auth.RoleStudent, Participant: "v1"}, 4*time.Second)
 	require.NoError(t, err)
 	env.startWHEP(t, "/whep/wexp", tok)
 	teacher.wait("viewer joined", func(m envelope) bool {
@@ -57,7 +59,7 @@ func TestWHEPSessionEndsAtExpiry(t *testing.T) {
 	})
 	require.Eventually(t, func() bool {
 		return teacher.count(typeParticipantLeft) == 1 && env.srv.sessions.count() == 0
-	}, 4*time.Second, 10*time.Millisecond, "the session outlived its token")
+	}, 6*time.Second, 10*time.Millisecond, "the session outlived its token")
 }
 
 // A websocket is closed with 4001 "token expired" when its token expires,
@@ -66,7 +68,7 @@ func TestTokenExpiresDuringConnection(t *testing.T) {
 	t.Parallel()
 	env := newEnv(t, envOpts{})
 	teacher, _ := env.join(env.token("exp", auth.RoleTeacher, "t", "Tess"))
-	tok, err := env.signer.Mint(auth.Claims{Room: "exp", Role: auth.RoleStudent, Participant: "s1", Name: "Sam"}, 2*time.Second)
+	tok, err := env.signer.Mint(auth.Claims{Room: "exp", Role: auth.RoleStudent, Participant: "s1", Name: "Sam"}, 3*time.Second)
 	require.NoError(t, err)
 	student, _ := env.join(tok)
 	student.send(typeChat, "", chatData{Text: "before"})
@@ -306,7 +308,7 @@ func TestWHIPSessionEndsAtExpiry(t *testing.T) {
 	t.Parallel()
 	env := newEnv(t, envOpts{engine: true, tm: shortReady})
 	student, _ := env.join(env.token("pexp", auth.RoleStudent, "s1", "Sam"))
-	tok, err := env.signer.Mint(auth.Claims{Room: "pexp", Role: auth.RoleTeacher, Participant: "t", Name: "Tess"}, 2*time.Second)
+	tok, err := env.signer.Mint(auth.Claims{Room: "pexp", Role: auth.RoleTeacher, Participant: "t", Name: "Tess"}, 4*time.Second)
 	require.NoError(t, err)
 	pub := env.startWHIP(t, "pexp", tok, whipOpts{})
 	pub.send()
