@@ -126,6 +126,9 @@ func (a *App) loadSigner() error {
 		if secret, err = auth.LoadOrCreateSecret(a.cfg.SecretPath()); err != nil {
 			return fmt.Errorf("app: secret: %w", err)
 		}
+		if err := auth.CheckSecretMode(a.cfg.SecretPath()); err != nil {
+			a.log.Warn().Err(err).Msg("the token secret can be read by other users of this machine, who could then mint any token")
+		}
 	}
 	signer, err := auth.NewSigner(secret)
 	if err != nil {
@@ -155,6 +158,10 @@ func (a *App) newSignaling() (*signaling.Server, error) {
 		Ready:       a.ready,
 		InviteTTL:   a.cfg.InviteTTL,
 		MaxStudents: a.cfg.MaxStudents,
+		Limits:      signalingLimits(a.cfg.Limits),
+		PublicURL:   a.cfg.PublicURL,
+		// Only trusted proxies' forwarded headers are believed.
+		TrustedProxies: a.cfg.TrustedPrefixes(),
 		Recording: signaling.RecordingOptions{
 			Dir: filepath.Join(a.cfg.Data, "recordings"), All: a.cfg.Record,
 			Retention: a.cfg.RecordingRetention.Duration(), LinkTTL: a.cfg.LinkTTL(),
@@ -164,6 +171,18 @@ func (a *App) newSignaling() (*signaling.Server, error) {
 		return nil, fmt.Errorf("app: signaling: %w", err)
 	}
 	return sig, nil
+}
+
+// signalingLimits hands the configured limits to signaling.
+func signalingLimits(l config.Limits) signaling.Limits {
+	return signaling.Limits{
+		WHEPPerToken: l.WHEPPerToken,
+		ChatRate:     float64(l.ChatRate), ChatBurst: l.ChatBurst,
+		ClassChatRate:   float64(l.ClassChatRate),
+		FloodCooldown:   l.FloodCooldown,
+		NoFloodCooldown: l.FloodCooldown == 0,
+		JoinRateInvite:  float64(l.JoinRateInvite), JoinRateIP: float64(l.JoinRateIP),
+	}
 }
 
 // ready is the readiness check handed to signaling for /readyz.

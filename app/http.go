@@ -30,6 +30,9 @@ type webServer struct {
 	srv    *http.Server
 	served chan struct{} // closed when Serve returns; nil until serve
 	log    zerolog.Logger
+	// headerTimeout bounds the arrival of a request's headers
+	// (readHeaderTimeout; tests shorten it).
+	headerTimeout time.Duration
 }
 
 func listen(addr string, log zerolog.Logger) (*webServer, error) {
@@ -37,14 +40,14 @@ func listen(addr string, log zerolog.Logger) (*webServer, error) {
 	if err != nil {
 		return nil, fmt.Errorf("app: HTTP: %w", err)
 	}
-	return &webServer{ln: ln, log: log.With().Str("component", "http").Logger()}, nil
+	return &webServer{ln: ln, log: log.With().Str("component", "http").Logger(), headerTimeout: readHeaderTimeout}, nil
 }
 
 // serve starts serving h in a goroutine that ends with shutdown.
 func (w *webServer) serve(h http.Handler) {
 	w.srv = &http.Server{
 		Handler:           h,
-		ReadHeaderTimeout: readHeaderTimeout,
+		ReadHeaderTimeout: w.headerTimeout,
 		IdleTimeout:       idleTimeout,
 		MaxHeaderBytes:    maxHeaderBytes,
 		ErrorLog:          log.New(errorLogWriter{w.log}, "", 0),

@@ -195,7 +195,7 @@ func (o *Options) flags(fs *flag.FlagSet) {
 	fs.StringVar(&o.JSON, "json", o.JSON, "write the report as JSON to this file")
 	fs.StringVar(&o.HTML, "html", o.HTML, "write the report as HTML with charts to this file")
 	fs.StringVar(&o.TeacherToken, "token", o.TeacherToken, "teacher token for --url (with --student-token)")
-	fs.StringVar(&o.StudentToken, "student-token", o.StudentToken, "student token for --url, shared by every student (WHEP)")
+	fs.StringVar(&o.StudentToken, "student-token", o.StudentToken, "student token for --url, shared by every student (WHEP; a Lectern server must allow as many sessions per token: --whep-sessions-per-token)")
 	fs.StringVar(&o.SecretFile, "secret-file", o.SecretFile, "file holding the server's token secret, to mint tokens for --url")
 	fs.StringVar(&o.Data, "data", o.Data, "the server's data directory, whose secret file mints tokens for --url")
 	fs.IntVar(&o.ServerPID, "server-pid", o.ServerPID, "with --url: a process on this machine whose CPU and memory to report")

@@ -69,8 +69,10 @@ type Config struct {
 	// NodeID names this node in the cluster; "" derives it from the host
 	// name and the HTTP port (DeriveNodeID).
 	NodeID string `yaml:"node_id"`
-	// PublicURL is the base URL other nodes send clients to when they
-	// redirect them here; "" derives it from the bound HTTP address.
+	// PublicURL is the base URL clients reach this node at: other nodes
+	// send clients there when they redirect them here, and an https://
+	// one marks the replay cookie Secure; "" derives it from the bound
+	// HTTP address.
 	PublicURL string `yaml:"public_url"`
 	// MaxStudents is how many students this node takes before it sends
 	// new ones to another node (0: no limit).
@@ -107,6 +109,8 @@ type Config struct {
 
 	// Recording: record, recording_retention, recording_link_ttl (recording.go).
 	Recording `yaml:",inline"`
+	// Limits: per-client and per-token limits, trusted proxies (limits.go).
+	Limits `yaml:",inline"`
 }
 
 // Default returns the configuration used when nothing is set.
@@ -124,6 +128,7 @@ func Default() Config {
 		NATSClusterName: "lectern",
 		GCPercent:       10,
 		Recording:       DefaultRecording(),
+		Limits:          DefaultLimits(),
 	}
 }
 
@@ -144,6 +149,7 @@ func (c Config) Validate() error {
 	c.validateNetwork(bad)
 	c.validateCluster(bad)
 	c.validateRecording(bad)
+	c.validateLimits(bad)
 	if c.Data == "" {
 		bad("data: must name a directory")
 	}
@@ -217,5 +223,9 @@ func (c Config) MarshalZerologObject(e *zerolog.Event) {
 		Str("nats_listen", c.NATSListen).Str("nats_cluster_listen", c.NATSClusterListen).
 		Strs("nats_routes", c.NATSRoutes).Str("nats_cluster_name", c.NATSClusterName).
 		Bool("record", c.Record).Stringer("recording_retention", c.RecordingRetention).
-		Stringer("recording_link_ttl", c.RecordingLinkTTL)
+		Stringer("recording_link_ttl", c.RecordingLinkTTL).
+		Int("whep_sessions_per_token", c.WHEPPerToken).Int("chat_rate", c.ChatRate).
+		Int("chat_burst", c.ChatBurst).Int("class_chat_rate", c.ClassChatRate).
+		Stringer("flood_cooldown", c.FloodCooldown).Int("join_rate_invite", c.JoinRateInvite).
+		Int("join_rate_ip", c.JoinRateIP).Strs("trusted_proxies", c.TrustedProxies)
 }
