@@ -36,7 +36,7 @@ var supportedCodecs = [...]codecSpec{
 	// Matroska stores H.264 as length-prefixed NAL units with an avcC
 	// record (ISO/IEC 14496-15), which the AVC depacketizer produces.
 	{name: "H264", mime: webrtc.MimeTypeH264, codecID: "V_MPEG4/ISO/AVC", video: true,
-		newDepacketizer: func() rtp.Depacketizer { return &codecs.H264Packet{IsAVC: true} }, isKey: h264Key},
+		newDepacketizer: func() rtp.Depacketizer { return &codecs.H264Packet{IsAVC: true} }, isKey: h264Key, valid: h264Valid},
 	{name: "Opus", mime: webrtc.MimeTypeOpus, codecID: "A_OPUS", webm: true,
 		newDepacketizer: func() rtp.Depacketizer { return &codecs.OpusPacket{} }, isKey: func([]byte) bool { return true }},
 }
@@ -173,6 +173,18 @@ func avcNALUs(f []byte) [][]byte {
 func h264Key(f []byte) bool {
 	for _, n := range avcNALUs(f) {
 		if n[0]&0x1f == 5 {
+			return true
+		}
+	}
+	return false
+}
+
+// h264Valid: the frame holds a coded slice (NAL types 1 to 5, H.264
+// 7.4.1.2). What is left of a frame whose slices were lost (an access unit
+// delimiter, an SEI) is no picture, and decoders refuse it.
+func h264Valid(f []byte) bool {
+	for _, n := range avcNALUs(f) {
+		if t := n[0] & 0x1f; t >= 1 && t <= 5 {
 			return true
 		}
 	}

@@ -77,3 +77,14 @@ func FuzzAVCSize(f *testing.F) {
 		}
 	})
 }
+
+// TestH264Valid: a frame without a coded slice, what is left of one whose
+// slices were lost, is not written as a picture.
+func TestH264Valid(t *testing.T) {
+	nal := func(b ...byte) []byte { return append(binary.BigEndian.AppendUint32(nil, uint32(len(b))), b...) }
+	require.True(t, h264Valid(append(nal(0x09, 0xf0), nal(0x65, 0x88, 0x84)...)), "AUD then IDR slice")
+	require.True(t, h264Valid(nal(0x41, 0x9a, 0x02)), "non-IDR slice")
+	require.False(t, h264Valid(nal(0x09, 0xf0)), "a lone access unit delimiter")
+	require.False(t, h264Valid(append(nal(0x67, 0x42, 0xc0, 0x15), nal(0x68, 0xce)...)), "parameter sets alone")
+	require.False(t, h264Valid(nil))
+}
