@@ -29,7 +29,8 @@ func startGST(t *testing.T, script string, args ...string) *gstProc {
 	python := findGStreamerPython(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	cmd := exec.CommandContext(ctx, python, append([]string{filepath.Join("testdata", script)}, args...)...)
-	cmd.Env = append(cmd.Environ(), "GST_DEBUG=1")
+	// No __pycache__ left in testdata.
+	cmd.Env = append(cmd.Environ(), "GST_DEBUG=1", "PYTHONDONTWRITEBYTECODE=1")
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
 		cancel()
