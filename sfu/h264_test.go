@@ -3,7 +3,9 @@ package sfu
 import (
 	"testing"
 
+	"github.com/pion/rtp"
 	"github.com/pion/webrtc/v4"
+	"github.com/rs/zerolog"
 	"github.com/stretchr/testify/require"
 )
 
@@ -113,4 +115,53 @@ func TestWithProfile(t *testing.T) {
 		withProfile("", "64001f"))
 	require.Equal(t, "level-asymmetry-allowed=1;packetization-mode=0;profile-level-id=42c015;sprop-parameter-sets=Z0LAFQ==,aM48gA==",
 		withProfile("packetization-mode=0;sprop-parameter-sets=Z0LAFQ==,aM48gA==", "42c015"))
+}
+
+// TestTrackLearnsProfile: a track whose offer stated no H.264 profile is
+// published once its SPS comes, with the SPS's profile; a stream without
+// one is published after profileWait as constrained baseline.
+func TestTrackLearnsProfile(t *testing.T) {
+	newH264 := func() *Track {
+		return newTrack(trackParams{id: "v", streamID: "s", kind: webrtc.RTPCodecTypeVideo, ssrc: 1,
+			codec: webrtc.RTPCodecParameters{RTPCodecCapability: webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeH264, ClockRate: 90000}},
+			log:   zerolog.Nop(), stats: &counters{}, pool: newPacketPool()})
+	}
+	packet := func(payload ...byte) *Packet {
+		raw, err := (&rtp.Packet{Header: rtp.Header{Version: 2, PayloadType: 102}, Payload: payload}).Marshal()
+		require.NoError(t, err)
+		p, err := NewPacket(raw, false)
+		require.NoError(t, err)
+		return p
+	}
+	profiled := func(tr *Track) bool {
+		select {
+		case <-tr.profiled:
+			return true
+		default:
+			return false
+		}
+	}
+
+	tr := newH264()
+	tr.handle(packet(0x41, 0x9a), 1) // a slice: no SPS yet
+	require.False(t, profiled(tr))
+	tr.handle(packet(0x67, 0x64, 0x00, 0x28, 0xac), 2)
+	require.True(t, profiled(tr))
+	require.Equal(t, "level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=640028", tr.Codec().SDPFmtpLine)
+	tr.end()
+
+	tr = newH264()
+	tr.handle(packet(0x41, 0x9a), profileWait-1)
+	require.False(t, profiled(tr))
+	tr.handle(packet(0x41, 0x9b), profileWait)
+	require.True(t, profiled(tr))
+	require.Contains(t, tr.Codec().SDPFmtpLine, "profile-level-id=42e01f")
+	tr.end()
+
+	stated := newTrack(trackParams{id: "v", streamID: "s", kind: webrtc.RTPCodecTypeVideo, ssrc: 1,
+		codec: webrtc.RTPCodecParameters{RTPCodecCapability: webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeH264,
+			ClockRate: 90000, SDPFmtpLine: "packetization-mode=1;profile-level-id=4d001f"}},
+		log: zerolog.Nop(), stats: &counters{}, pool: newPacketPool()})
+	require.True(t, profiled(stated), "a stated profile is final at once")
+	stated.end()
 }
