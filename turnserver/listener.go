@@ -1,0 +1,110 @@
+package turnserver
+
+import (
+	"net"
+	"sync"
+)
+
+// connListener is a net.Listener whose connections are handed to it
+// (ServeConn) rather than accepted from a socket, so that pion's server
+// serves connections the node's HTTP listener demultiplexed.
+type connListener struct {
+	conns chan net.Conn
+	done  chan struct{}
+	once  sync.Once
+}
+
+func newConnListener() *connListener {
+	return &connListener{conns: make(chan net.Conn), done: make(chan struct{})}
+}
+
+func (l *connListener) push(c net.Conn) error {
+	select {
+	case l.conns <- c:
+		return nil
+	case <-l.done:
+		return ErrClosed
+	}
+}
+
+// Accept waits for the next handed connection.
+func (l *connListener) Accept() (net.Conn, error) {
+	select {
+	case c := <-l.conns:
+		return c, nil
+	case <-l.done:
+		return nil, net.ErrClosed
+	}
+}
+
+// Close stops Accept and ServeConn.
+func (l *connListener) Close() error {
+	l.once.Do(func() { close(l.done) })
+	return nil
+}
+
+// Addr is a placeholder: the connections come from elsewhere.
+func (l *connListener) Addr() net.Addr { return &net.TCPAddr{} }
+
+// trackedListener remembers the connections it accepted, so that Close
+// ends them too: pion's server only closes its listeners, and a client's
+// connection would otherwise stay served until the client hangs up.
+type trackedListener struct {
+	net.Listener
+	mu     sync.Mutex
+	closed bool
+	conns  map[net.Conn]struct{}
+}
+
+func track(ln net.Listener) *trackedListener {
+	return &trackedListener{Listener: ln, conns: map[net.Conn]struct{}{}}
+}
+
+// Accept accepts and records a connection.
+func (t *trackedListener) Accept() (net.Conn, error) {
+	c, err := t.Listener.Accept()
+	if err != nil {
+		return nil, err
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.closed {
+		_ = c.Close()
+		return nil, net.ErrClosed
+	}
+	tc := &trackedConn{Conn: c, owner: t}
+	t.conns[tc] = struct{}{}
+	return tc, nil
+}
+
+// Close closes the listener and every connection it accepted.
+func (t *trackedListener) Close() error {
+	err := t.Listener.Close()
+	t.mu.Lock()
+	t.closed = true
+	conns := t.conns
+	t.conns = nil
+	t.mu.Unlock()
+	for c := range conns {
+		_ = c.(*trackedConn).Conn.Close()
+	}
+	return err
+}
+
+func (t *trackedListener) forget(c net.Conn) {
+	t.mu.Lock()
+	delete(t.conns, c)
+	t.mu.Unlock()
+}
+
+// trackedConn leaves its listener's set when closed.
+type trackedConn struct {
+	net.Conn
+	owner *trackedListener
+}
+
+// Close closes the connection and forgets it.
+func (c *trackedConn) Close() error {
+	c.owner.forget(c)
+	return c.Conn.Close()
+}
