@@ -24,6 +24,7 @@ import (
 	"lectern/config"
 	"lectern/sfu"
 	"lectern/signaling"
+	"lectern/turnserver"
 	"lectern/web"
 )
 
@@ -50,6 +51,10 @@ type App struct {
 	clu    clusterJoin
 	sig    *signaling.Server
 	web    *webServer
+	// turn is the embedded TURN server (nil: off); turnKey keys its
+	// credentials.
+	turn    *turnserver.Server
+	turnKey []byte
 }
 
 // New checks cfg and returns an App that has not started anything yet.
@@ -95,7 +100,7 @@ func (a *App) start() error {
 	// Bind the HTTP port before starting anything heavier, so a port in
 	// use fails at once with the plainest possible error.
 	var err error
-	if a.web, err = listen(a.cfg.HTTP, a.log); err != nil {
+	if a.web, err = listen(a.cfg.HTTP, a.cfg.TLSCert, a.cfg.TLSKey, a.log); err != nil {
 		return err
 	}
 	if a.nats, err = startNATS(a.cfg, a.web.addr(), a.log); err != nil {
@@ -109,6 +114,9 @@ func (a *App) start() error {
 	})
 	if err != nil {
 		return fmt.Errorf("app: media engine: %w", err)
+	}
+	if err := a.startTURN(); err != nil {
+		return err
 	}
 	if a.sig, err = a.newSignaling(); err != nil {
 		return err
@@ -132,6 +140,7 @@ func (a *App) loadSigner() error {
 		return fmt.Errorf("app: secret: %w", err)
 	}
 	a.signer = signer
+	a.turnKey = turnSecret(secret)
 	return nil
 }
 
@@ -155,6 +164,7 @@ func (a *App) newSignaling() (*signaling.Server, error) {
 		Ready:       a.ready,
 		InviteTTL:   a.cfg.InviteTTL,
 		MaxStudents: a.cfg.MaxStudents,
+		TURN:        a.iceSource(),
 		Recording: signaling.RecordingOptions{
 			Dir: filepath.Join(a.cfg.Data, "recordings"), All: a.cfg.Record,
 			Retention: a.cfg.RecordingRetention.Duration(), LinkTTL: a.cfg.LinkTTL(),
@@ -216,6 +226,9 @@ func (a *App) teardown(ctx context.Context) error {
 		errs = append(errs, a.web.shutdown(ctx))
 	}
 	errs = append(errs, a.clu.stop())
+	if a.turn != nil {
+		errs = append(errs, a.turn.Close())
+	}
 	if a.engine != nil {
 		errs = append(errs, a.engine.Close())
 	}
@@ -250,6 +263,18 @@ func (a *App) Addr() *net.TCPAddr {
 	}
 	return a.web.addr()
 }
+
+// iceSource is the TURN server as signaling sees it (a nil interface,
+// not a typed nil, when TURN is off).
+func (a *App) iceSource() signaling.ICESource {
+	if a.turn == nil {
+		return nil
+	}
+	return a.turn
+}
+
+// TURN is the embedded TURN server, nil when off.
+func (a *App) TURN() *turnserver.Server { return a.turn }
 
 // Signer mints and verifies tokens under the node's secret.
 func (a *App) Signer() *auth.Signer { return a.signer }

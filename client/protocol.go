@@ -107,6 +107,9 @@ type Welcome struct {
 	Nodes []string `json:"nodes,omitempty"`
 	// Node is the id of the node that sent the welcome.
 	Node string `json:"node,omitempty"`
+	// ICEServers configure the client's peer connections: the node's TURN
+	// server with this participant's credentials, when it runs one.
+	ICEServers []ICEServer `json:"ice_servers,omitempty"`
 }
 
 // Redirect sends the client to another node: the server closes with

@@ -107,6 +107,8 @@ type Config struct {
 
 	// Recording: record, recording_retention, recording_link_ttl (recording.go).
 	Recording `yaml:",inline"`
+	// Connectivity: HTTPS, single-port mode and TURN (turn.go).
+	Connectivity `yaml:",inline"`
 }
 
 // Default returns the configuration used when nothing is set.
@@ -124,6 +126,7 @@ func Default() Config {
 		NATSClusterName: "lectern",
 		GCPercent:       10,
 		Recording:       DefaultRecording(),
+		Connectivity:    DefaultConnectivity(),
 	}
 }
 
@@ -144,6 +147,7 @@ func (c Config) Validate() error {
 	c.validateNetwork(bad)
 	c.validateCluster(bad)
 	c.validateRecording(bad)
+	c.validateConnectivity(bad)
 	if c.Data == "" {
 		bad("data: must name a directory")
 	}
@@ -217,5 +221,9 @@ func (c Config) MarshalZerologObject(e *zerolog.Event) {
 		Str("nats_listen", c.NATSListen).Str("nats_cluster_listen", c.NATSClusterListen).
 		Strs("nats_routes", c.NATSRoutes).Str("nats_cluster_name", c.NATSClusterName).
 		Bool("record", c.Record).Stringer("recording_retention", c.RecordingRetention).
-		Stringer("recording_link_ttl", c.RecordingLinkTTL)
+		Stringer("recording_link_ttl", c.RecordingLinkTTL).
+		Str("tls_cert", c.TLSCert).Bool("single_port", c.SinglePort).Bool("turn", c.TURN).
+		Int("turn_udp_port", c.TURNUDPPort).Int("turn_tcp_port", c.TURNTCPPort).Int("turn_tls_port", c.TURNTLSPort).
+		Str("turn_host", c.TURNHost).Str("turn_relay_ip", c.TURNRelayIP).Strs("turn_allow", c.TURNAllow).
+		Stringer("turn_credential_ttl", c.TURNCredentialTTL).Int("turn_max_allocations", c.TURNMaxAllocations)
 }

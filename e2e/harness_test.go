@@ -40,6 +40,12 @@ type server struct {
 // directory, and stops it when the test ends.
 func startServer(t *testing.T, authMode string) *server {
 	t.Helper()
+	return startServerWith(t, authMode, nil)
+}
+
+// startServerWith is startServer with edit applied to the configuration.
+func startServerWith(t *testing.T, authMode string, edit func(*config.Config)) *server {
+	t.Helper()
 	cfg := config.Default()
 	cfg.HTTP = "127.0.0.1:0"
 	cfg.UDPPort = 0
@@ -48,6 +54,9 @@ func startServer(t *testing.T, authMode string) *server {
 	cfg.Data = t.TempDir()
 	cfg.Auth = authMode
 	cfg.LogLevel = "warn"
+	if edit != nil {
+		edit(&cfg)
+	}
 	require.NoError(t, cfg.Validate())
 	a, err := app.New(cfg, testLogger(t))
 	require.NoError(t, err)

@@ -337,6 +337,9 @@ type (
 		// in a cluster only (docs/protocol.md).
 		Node  string   `json:"node,omitempty"`
 		Nodes []string `json:"nodes,omitempty"`
+		// ICEServers are the participant's STUN and TURN servers, for its
+		// peer connections' configuration.
+		ICEServers []iceServerInfo `json:"ice_servers"`
 	}
 	redirectData struct {
 		URL    string `json:"url"`

@@ -83,7 +83,9 @@ func (r *room) join(c *conn) []io.Closer {
 	}
 	m.conn = c
 	m.info.Name = c.claims.Name
-	c.sendMsg(typeWelcome, "", r.welcomeLocked(m))
+	w := r.welcomeLocked(m)
+	w.ICEServers = iceInfos(r.s.iceServers(c.pid, c.claims, c.host))
+	c.sendMsg(typeWelcome, "", w)
 	if m.listed() {
 		typ := typeParticipantJoined
 		if replaced {

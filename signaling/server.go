@@ -68,6 +68,9 @@ type Options struct {
 	// ICEServers are announced to WHIP and WHEP clients in Link headers
 	// (RFC 9725 4.6); empty: none.
 	ICEServers []webrtc.ICEServer
+	// TURN mints each participant's TURN credentials, handed out in the
+	// welcome message and in WHIP and WHEP Link headers; nil: no TURN.
+	TURN ICESource
 	// Recording configures recordings (docs/recording.md); zero: off.
 	Recording RecordingOptions
 	// Cluster is this node's part of a cluster of nodes (docs/scaling.md);

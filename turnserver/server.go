@@ -79,6 +79,7 @@ type Server struct {
 	now    func() time.Time
 	closed atomic.Bool
 	addrs  Addrs
+	ad     atomic.Pointer[Advertise]
 
 	mu     sync.Mutex // leaf lock
 	allocs map[string]int
@@ -198,6 +199,7 @@ func New(cfg Config) (*Server, error) {
 		return fail(fmt.Errorf("turnserver: %w", err))
 	}
 	s.srv = srv
+	s.SetAdvertise(cfg.Advertise)
 	s.log.Info().Interface("listen", s.addrs).
 		Interface("relay_ip", []net.IP{cfg.RelayIP, cfg.RelayIP6}).Msg("TURN server listening")
 	return s, nil
@@ -249,7 +251,7 @@ func (s *Server) ICEServers(participant string, until time.Time, host string) []
 		exp = until
 	}
 	user, pass := Credentials(s.cfg.Secret, participant, exp)
-	urls := URLs(s.cfg.Advertise, host)
+	urls := URLs(*s.ad.Load(), host)
 	if len(urls) == 0 {
 		return nil
 	}
@@ -291,6 +293,10 @@ func (s *Server) ServeConn(c net.Conn) error {
 	}
 	return nil
 }
+
+// SetAdvertise changes the URLs ICEServers hands out from now on: the
+// ports are known once the listeners are bound.
+func (s *Server) SetAdvertise(a Advertise) { s.ad.Store(&a) }
 
 // Addrs returns the bound listen addresses.
 func (s *Server) Addrs() Addrs { return s.addrs }

@@ -3,7 +3,7 @@
 // drives the peer connections and the view.
 
 import { Signal, socketURL } from './protocol.js';
-import { Subscriber, videoStats } from './peer.js';
+import { Subscriber, setIceServers, videoStats } from './peer.js';
 import { Broadcaster } from './broadcast.js';
 import { describeMediaError } from './media.js';
 import { RecordingControls } from './recording.js';
@@ -117,6 +117,7 @@ export class Classroom {
     this.shuttingDown = false;
     this.you = d.you ?? null;
     this.node = typeof d.node === 'string' ? d.node : '';
+    setIceServers(d.ice_servers);
     this.live = Boolean(d.live);
     this.participants = new Map((d.participants ?? []).map((p) => [p.id, p]));
     if (this.you && this.role !== 'operator' && !this.participants.has(this.you.id)) {

@@ -3,10 +3,20 @@
 // receives one server stream and answers. Neither is ever renegotiated: a
 // new stream is a new peer connection.
 
-// No STUN or TURN: the server's SDP already carries its reachable
-// candidates (one UDP port and one ICE-TCP port), and the page may run on
-// a network without internet access.
+// No STUN: the server's SDP already carries its reachable candidates (one
+// UDP port and one ICE-TCP port), and the page may run on a network
+// without internet access. TURN servers, when the node runs one, come
+// with each welcome (docs/protocol.md) and serve every later connection.
 const RTC_CONFIG = { iceServers: [], bundlePolicy: 'max-bundle', rtcpMuxPolicy: 'require' };
+
+// setIceServers takes the welcome's `ice_servers` (RTCIceServer shapes).
+export function setIceServers(servers) {
+  RTC_CONFIG.iceServers = Array.isArray(servers)
+    ? servers.filter((s) => s && Array.isArray(s.urls)).map((s) => ({
+      urls: s.urls, username: s.username, credential: s.credential,
+    }))
+    : [];
+}
 
 // StreamPeer is what both directions share: the connection, and trickle ICE
 // (RFC 8838) in both directions with the queues that ordering needs.

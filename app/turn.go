@@ -1,0 +1,149 @@
+package app
+
+import (
+	"crypto/hmac"
+	"crypto/sha256"
+	"crypto/tls"
+	"fmt"
+	"net"
+	"net/netip"
+	"strconv"
+
+	"github.com/rs/zerolog"
+
+	"lectern/sfu"
+	"lectern/turnserver"
+)
+
+// turnSecret derives the TURN credentials' key from the service secret,
+// so that a TURN password never doubles as anything a token is signed
+// with; every node of a cluster derives the same one.
+func turnSecret(secret []byte) []byte {
+	mac := hmac.New(sha256.New, secret)
+	_, _ = mac.Write([]byte("lectern TURN credentials v1"))
+	return mac.Sum(nil)
+}
+
+// startTURN starts the embedded TURN server when it is configured.
+func (a *App) startTURN() error {
+	if !a.cfg.TURN {
+		return nil
+	}
+	tc, err := a.turnConfig()
+	if err != nil {
+		return err
+	}
+	if a.turn, err = turnserver.New(tc); err != nil {
+		return fmt.Errorf("app: TURN: %w", err)
+	}
+	ad := &tc.Advertise
+	addrs := a.turn.Addrs()
+	ad.UDPPort, ad.TCPPort, ad.TLSPort = port(addrs.UDP), port(addrs.TCP), port(addrs.TLS)
+	a.turnAdvertise(ad)
+	a.turn.SetAdvertise(*ad)
+	return nil
+}
+
+// turnConfig builds the TURN server's configuration from the node's.
+func (a *App) turnConfig() (turnserver.Config, error) {
+	host, _, _ := net.SplitHostPort(a.cfg.HTTP)
+	at := func(p int) string {
+		if p < 0 {
+			return ""
+		}
+		return net.JoinHostPort(host, strconv.Itoa(p))
+	}
+	log := a.log.With().Str("component", "turn").Logger()
+	tc := turnserver.Config{
+		Secret: a.turnKey, UDPAddr: at(a.cfg.TURNUDPPort), TCPAddr: at(a.cfg.TURNTCPPort),
+		Allow: a.cfg.TURNAllowPrefixes(), MaxAllocations: a.cfg.TURNMaxAllocations,
+		TTL: a.cfg.TURNCredentialTTL, Logger: log,
+		LoggerFactory: sfu.NewLoggerFactory(log, zerolog.WarnLevel),
+	}
+	if cert, key := a.cfg.TURNCert(); cert != "" && a.cfg.TURNTLSPort >= 0 {
+		kp, err := tls.LoadX509KeyPair(cert, key)
+		if err != nil {
+			return tc, fmt.Errorf("app: TURN certificate: %w", err)
+		}
+		tc.TLS = &tls.Config{Certificates: []tls.Certificate{kp}, MinVersion: tls.VersionTLS12}
+		tc.TLSAddr = at(a.cfg.TURNTLSPort)
+	}
+	tc.Own, tc.Ports = a.mediaAddrs()
+	relay := a.relayIP(tc.Own)
+	if relay.To4() != nil {
+		tc.RelayIP = relay
+	} else {
+		tc.RelayIP6 = relay
+	}
+	return tc, nil
+}
+
+// mediaAddrs are the addresses and ports the media plane is reached at:
+// relays may always reach those.
+func (a *App) mediaAddrs() ([]netip.Addr, []int) {
+	u := a.engine.UDPAddr()
+	var own []netip.Addr
+	if ip, ok := netip.AddrFromSlice(u.IP); ok && !ip.IsUnspecified() {
+		own = append(own, ip.Unmap())
+	} else {
+		own = append(own, localAddrs()...)
+	}
+	if ip, err := netip.ParseAddr(a.cfg.PublicIP); err == nil {
+		own = append(own, ip.Unmap())
+	}
+	return own, []int{u.Port}
+}
+
+// relayIP is where relay sockets bind: configured, else the media
+// plane's own address when it is bound to one, else the host's first
+// non-loopback IPv4 address (the media plane, bound to all, reaches it).
+func (a *App) relayIP(own []netip.Addr) net.IP {
+	if a.cfg.TURNRelayIP != "" {
+		return net.ParseIP(a.cfg.TURNRelayIP)
+	}
+	if u := a.engine.UDPAddr(); !u.IP.IsUnspecified() {
+		return u.IP
+	}
+	for _, ip := range own {
+		if ip.Is4() && !ip.IsLoopback() && !ip.IsLinkLocalUnicast() {
+			return ip.AsSlice()
+		}
+	}
+	return net.IPv4(127, 0, 0, 1)
+}
+
+// turnAdvertise fills in the host of the URLs handed out.
+func (a *App) turnAdvertise(ad *turnserver.Advertise) {
+	ad.Host = a.cfg.TURNHost
+	if ad.Host == "" {
+		ad.Host = a.cfg.PublicIP
+	}
+}
+
+// localAddrs lists this host's interface addresses.
+func localAddrs() []netip.Addr {
+	addrs, err := net.InterfaceAddrs()
+	if err != nil {
+		return nil
+	}
+	var out []netip.Addr
+	for _, a := range addrs {
+		if n, ok := a.(*net.IPNet); ok {
+			if ip, ok := netip.AddrFromSlice(n.IP); ok {
+				out = append(out, ip.Unmap())
+			}
+		}
+	}
+	return out
+}
+
+// port is a listener address's port, 0 for none.
+func port(a net.Addr) int {
+	switch v := a.(type) {
+	case *net.UDPAddr:
+		return v.Port
+	case *net.TCPAddr:
+		return v.Port
+	}
+	return 0
+}
