@@ -92,6 +92,7 @@ type Engine struct {
 	audio                    []webrtc.RTPCodecParameters
 	stats                    counters
 	trackSeq                 atomic.Uint64
+	loopback                 bool // the node is on loopback: so may clients be (candidates.go)
 
 	mu     sync.Mutex
 	closed bool
@@ -113,6 +114,7 @@ func NewEngine(cfg Config) (*Engine, error) {
 	e.video, e.audio = engineCodecs()
 
 	n := planNetwork(publicIP)
+	e.loopback = n.loopback
 	udp, err := net.ListenUDP(n.udpNet, &net.UDPAddr{IP: n.bind, Port: cfg.UDPPort})
 	if err != nil {
 		return nil, fmt.Errorf("sfu: listen ICE UDP: %w", err)

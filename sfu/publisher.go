@@ -46,6 +46,7 @@ type Publisher struct {
 	log       zerolog.Logger
 	streamID  StreamID
 	expected  int
+	gate      *candidateGate // nil for pullers
 	described atomic.Bool
 	closeOnce sync.Once
 	wg        sync.WaitGroup
@@ -69,7 +70,7 @@ func (e *Engine) NewPublisher(offer webrtc.SessionDescription, cfg PublisherConf
 	if err != nil {
 		return nil, none, fmt.Errorf("sfu: new peer connection: %w", err)
 	}
-	p := &Publisher{e: e, pc: pc, cfg: cfg, log: cfg.Logger, streamID: cfg.StreamID, expected: expected}
+	p := &Publisher{e: e, pc: pc, cfg: cfg, log: cfg.Logger, streamID: cfg.StreamID, expected: expected, gate: e.newGate()}
 	if p.streamID == "" {
 		p.streamID = StreamID("stream-" + strconv.FormatUint(e.trackSeq.Add(1), 10))
 	}
@@ -93,6 +94,7 @@ func (e *Engine) NewPublisher(offer webrtc.SessionDescription, cfg PublisherConf
 // answer applies the offer and returns the complete answer.
 func (p *Publisher) answer(offer webrtc.SessionDescription) (webrtc.SessionDescription, error) {
 	var none webrtc.SessionDescription
+	offer.SDP = p.gate.filterSDP(offer.SDP)
 	if err := p.pc.SetRemoteDescription(offer); err != nil {
 		return none, fmt.Errorf("%w: %v", ErrBadSDP, err)
 	}
@@ -188,6 +190,9 @@ func (p *Publisher) Tracks() []*Track {
 
 // AddICECandidate adds a remote (trickled) candidate.
 func (p *Publisher) AddICECandidate(c webrtc.ICECandidateInit) error {
+	if !p.gate.admitInit(c) {
+		return nil // dropped: see candidateGate
+	}
 	if err := p.pc.AddICECandidate(c); err != nil {
 		return fmt.Errorf("%w: %v", ErrBadCandidate, err)
 	}

@@ -33,6 +33,7 @@ type Subscriber struct {
 	cfg       SubscriberConfig
 	log       zerolog.Logger
 	downs     []*DownTrack
+	gate      *candidateGate
 	described atomic.Bool
 	closeOnce sync.Once
 	wg        sync.WaitGroup
@@ -58,7 +59,7 @@ func (e *Engine) NewSubscriber(tracks []*Track, cfg SubscriberConfig) (*Subscrib
 	if err != nil {
 		return nil, none, fmt.Errorf("sfu: new peer connection: %w", err)
 	}
-	s := &Subscriber{e: e, pc: pc, out: out, cfg: cfg, log: cfg.Logger}
+	s := &Subscriber{e: e, pc: pc, out: out, cfg: cfg, log: cfg.Logger, gate: e.newGate()}
 	out.needReaders = s.startReaders
 	out.lost = func() { go s.close(true) }
 	if err := e.register(s); err != nil {
@@ -148,6 +149,7 @@ func (s *Subscriber) SetAnswer(answer webrtc.SessionDescription) error {
 	if answer.Type != webrtc.SDPTypeAnswer {
 		return fmt.Errorf("%w: expected an answer, got %s", ErrBadSDP, answer.Type)
 	}
+	answer.SDP = s.gate.filterSDP(answer.SDP)
 	if err := s.pc.SetRemoteDescription(answer); err != nil {
 		return fmt.Errorf("%w: %v", ErrBadSDP, err)
 	}
@@ -156,6 +158,9 @@ func (s *Subscriber) SetAnswer(answer webrtc.SessionDescription) error {
 
 // AddICECandidate adds a remote (trickled) candidate.
 func (s *Subscriber) AddICECandidate(c webrtc.ICECandidateInit) error {
+	if !s.gate.admitInit(c) {
+		return nil // dropped: see candidateGate
+	}
 	if err := s.pc.AddICECandidate(c); err != nil {
 		return fmt.Errorf("%w: %v", ErrBadCandidate, err)
 	}

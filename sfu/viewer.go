@@ -36,6 +36,7 @@ type Viewer struct {
 	out       *directOut
 	cfg       ViewerConfig
 	log       zerolog.Logger
+	gate      *candidateGate
 	offered   map[webrtc.RTPCodecType]bool
 	downs     map[webrtc.RTPCodecType]*DownTrack
 	codecs    map[webrtc.RTPCodecType][]webrtc.RTPCodecParameters
@@ -70,7 +71,7 @@ func (e *Engine) NewViewer(offer webrtc.SessionDescription, cfg ViewerConfig) (*
 		return nil, none, fmt.Errorf("sfu: new peer connection: %w", err)
 	}
 	v := &Viewer{
-		e: e, pc: pc, out: out, cfg: cfg, log: cfg.Logger,
+		e: e, pc: pc, out: out, cfg: cfg, log: cfg.Logger, gate: e.newGate(),
 		offered: offered,
 		downs:   map[webrtc.RTPCodecType]*DownTrack{},
 		codecs:  map[webrtc.RTPCodecType][]webrtc.RTPCodecParameters{},
@@ -115,6 +116,7 @@ func (v *Viewer) answer(offer webrtc.SessionDescription, kinds []webrtc.RTPCodec
 		d.sender = tr.Sender()
 		v.out.downs = append(v.out.downs, d)
 	}
+	offer.SDP = v.gate.filterSDP(offer.SDP)
 	if err := v.pc.SetRemoteDescription(offer); err != nil {
 		return none, fmt.Errorf("%w: %v", ErrBadSDP, err)
 	}
@@ -199,6 +201,9 @@ func (v *Viewer) DownTracks() []*DownTrack {
 
 // AddICECandidate adds a remote (trickled) candidate.
 func (v *Viewer) AddICECandidate(c webrtc.ICECandidateInit) error {
+	if !v.gate.admitInit(c) {
+		return nil // dropped: see candidateGate
+	}
 	if err := v.pc.AddICECandidate(c); err != nil {
 		return fmt.Errorf("%w: %v", ErrBadCandidate, err)
 	}
