@@ -111,6 +111,9 @@ func (a *App) start() error {
 		TCPPort:  a.cfg.TCPPort,
 		PublicIP: a.cfg.PublicIP,
 		Logger:   a.log.With().Str("component", "sfu").Logger(),
+		// The TURN server starts after the engine (it needs the media
+		// addresses), before any client can connect.
+		RelayTransport: a.relayTransport,
 	})
 	if err != nil {
 		return fmt.Errorf("app: media engine: %w", err)
@@ -146,10 +149,14 @@ func (a *App) loadSigner() error {
 
 func (a *App) newSignaling() (*signaling.Server, error) {
 	reg := prometheus.NewRegistry()
-	for _, c := range []prometheus.Collector{
+	cs := []prometheus.Collector{
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
-	} {
+	}
+	if a.turn != nil {
+		cs = append(cs, newTURNCollector(a.turn))
+	}
+	for _, c := range cs {
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("app: metrics: %w", err)
 		}

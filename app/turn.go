@@ -9,6 +9,7 @@ import (
 	"net/netip"
 	"strconv"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rs/zerolog"
 
 	"lectern/sfu"
@@ -146,4 +147,49 @@ func port(a net.Addr) int {
 		return v.Port
 	}
 	return 0
+}
+
+// relayTransport tells the media plane how a client reaches a relay
+// address of the node's TURN server (sfu.Config.RelayTransport).
+func (a *App) relayTransport(addr netip.AddrPort) string {
+	if a.turn == nil {
+		return ""
+	}
+	return a.turn.RelayTransport(addr)
+}
+
+// turnCollector exposes the TURN server's counters in /metrics.
+type turnCollector struct {
+	s                                 *turnserver.Server
+	active, allocs, quota, auth, perm *prometheus.Desc
+}
+
+func newTURNCollector(s *turnserver.Server) *turnCollector {
+	d := func(name, help string) *prometheus.Desc {
+		return prometheus.NewDesc("lectern_turn_"+name, help, nil, nil)
+	}
+	return &turnCollector{s: s,
+		active: d("allocations", "Live TURN allocations."),
+		allocs: d("allocations_total", "TURN allocations made."),
+		quota:  d("allocations_refused_total", "TURN allocations refused: the participant's limit was reached (486)."),
+		auth:   d("auth_failures_total", "TURN requests refused for expired or wrong credentials."),
+		perm:   d("permissions_refused_total", "TURN permissions refused for a peer in a denied range (403)."),
+	}
+}
+
+// Describe sends the descriptors.
+func (c *turnCollector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{c.active, c.allocs, c.quota, c.auth, c.perm} {
+		ch <- d
+	}
+}
+
+// Collect reads the server's counters.
+func (c *turnCollector) Collect(ch chan<- prometheus.Metric) {
+	st := c.s.Stats()
+	ch <- prometheus.MustNewConstMetric(c.active, prometheus.GaugeValue, float64(st.Active))
+	for d, v := range map[*prometheus.Desc]uint64{c.allocs: st.Allocations, c.quota: st.RefusedQuota,
+		c.auth: st.AuthFailed, c.perm: st.PermissionsRefused} {
+		ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, float64(v))
+	}
 }

@@ -80,12 +80,15 @@ func TestWHEPRelayOnlyThroughTURN(t *testing.T) {
 	require.Equal(t, []string{"turn:127.0.0.1:" + strconv.Itoa(port(addrs.TCP.String())) + "?transport=tcp"}, servers[1].URLs)
 	checkUsername(t, srv.signer, servers[0].Username, tok)
 
+	claims, err := srv.signer.Verify(tok)
+	require.NoError(t, err)
 	for _, c := range []struct {
 		name    string
 		servers []webrtc.ICEServer
+		path    string
 	}{
-		{"turn over udp", servers[:1]},
-		{"turn over tcp", servers[1:]},
+		{"turn over udp", servers[:1], "relay/udp"},
+		{"turn over tcp", servers[1:], "relay/tcp"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			before := srv.app.TURN().Stats().Allocations
@@ -96,13 +99,18 @@ func TestWHEPRelayOnlyThroughTURN(t *testing.T) {
 			pair := selectedPair(t, v.pc)
 			require.Equal(t, webrtc.ICECandidateTypeRelay, pair.Local.Typ, pair.String())
 			require.Greater(t, srv.app.TURN().Stats().Allocations, before)
+			waitFor(t, 10*time.Second, "the teacher's view of the player", func() (bool, string) {
+				got := teacher.Connections()[claims.Participant]
+				return got == c.path, got
+			})
 		})
 	}
 }
 
 // TestStudentRelayOnlyThroughTURN: the welcome hands the page's (here the
-// Go client's) peer connections the TURN servers; a student that may only
-// use relays receives the teacher's video.
+// Go client's) peer connections the TURN servers; students that may only
+// use relays, over UDP or TCP, receive the teacher's video, and the
+// teacher is told each student's path, as /metrics counts them.
 func TestStudentRelayOnlyThroughTURN(t *testing.T) {
 	t.Parallel()
 	srv := startTURNServer(t)
@@ -110,18 +118,53 @@ func TestStudentRelayOnlyThroughTURN(t *testing.T) {
 	teacher := srv.dial(t, srv.token(t, room, auth.RoleTeacher, "Teacher"), client.Options{})
 	publishClip(t, teacher, clipIVF, clipOgg)
 	tok := srv.token(t, room, auth.RoleStudent, "Rita")
-	st := srv.dial(t, tok, client.Options{ICETransportPolicy: webrtc.ICETransportPolicyRelay})
-	w := st.Welcome()
+	relay := srv.dial(t, tok, client.Options{ICETransportPolicy: webrtc.ICETransportPolicyRelay})
+	w := relay.Welcome()
 	require.Len(t, w.ICEServers, 1)
 	require.Len(t, w.ICEServers[0].URLs, 2)
+	require.Empty(t, w.Connections, "students are not told how others connect")
 	checkUsername(t, srv.signer, w.ICEServers[0].Username, tok)
+	tcpAPI, err := client.NewAPI(client.APIOptions{TCPOnly: true})
+	require.NoError(t, err)
+	students := map[string]*client.Client{
+		"relay/udp": relay,
+		// An active ICE-TCP candidate names port 9 (RFC 6544 4.5): the
+		// node learns the client's address from the connection itself.
+		"prflx/tcp": srv.dial(t, srv.token(t, room, auth.RoleStudent, "Tom"), client.Options{API: tcpAPI}),
+		"host/udp":  srv.dial(t, srv.token(t, room, auth.RoleStudent, "Uma"), client.Options{}),
+	}
 	av := []webrtc.RTPCodecType{webrtc.RTPCodecTypeVideo, webrtc.RTPCodecTypeAudio}
-	subs := findSubs(t, map[string]*client.Client{"relay student": st}, teacher.ID(), av)
-	waitFor(t, 30*time.Second, "a second of media through TURN", func() (bool, string) {
-		v := subs["relay student"].Video()
-		return v.Packets >= 60, fmt.Sprintf("%d video packets", v.Packets)
-	})
+	subs := findSubs(t, students, teacher.ID(), av)
+	for path, st := range students {
+		waitFor(t, 30*time.Second, path+": a second of media", func() (bool, string) {
+			v := subs[path].Video()
+			return v.Packets >= 60, fmt.Sprintf("%d video packets", v.Packets)
+		})
+		waitFor(t, 10*time.Second, path+": the teacher's view", func() (bool, string) {
+			got := teacher.Connections()[st.ID()]
+			return got == path, got
+		})
+	}
 	require.NotZero(t, srv.app.TURN().Stats().Active)
+	metrics := getMetrics(t, srv)
+	for _, want := range []string{
+		`lectern_connections{transport="udp",type="relay"} 1`,
+		`lectern_connections{transport="tcp",type="prflx"} 1`,
+		`lectern_turn_allocations `,
+	} {
+		require.Contains(t, metrics, want)
+	}
+	// A teacher joining later gets the paths in its welcome.
+	late := srv.dial(t, srv.token(t, room, auth.RoleTeacher, "Other teacher"), client.Options{NoSubscribe: true})
+	require.Equal(t, "relay/udp", late.Welcome().Connections[relay.ID()])
+}
+
+// getMetrics scrapes /metrics.
+func getMetrics(t *testing.T, srv *server) string {
+	t.Helper()
+	status, _, body := mediaHTTP(t, http.MethodGet, srv.base+"/metrics", "", "")
+	require.Equal(t, http.StatusOK, status)
+	return body
 }
 
 // checkUsername: a REST-API username, expiry:participant, that expires

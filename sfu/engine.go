@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/netip"
 	"runtime"
 	"strconv"
 	"sync"
@@ -43,6 +44,10 @@ type Config struct {
 	// PionLogLevel is the lowest level of pion's own logs that reaches
 	// Logger: a zerolog level name ("debug", "warn", ...). Empty means warn.
 	PionLogLevel string
+	// RelayTransport names the transport ("udp", "tcp", "tls") a client
+	// reaches the TURN relay address addr over, "" if the address is not
+	// the node's own TURN server's; nil: relays are reported as udp.
+	RelayTransport func(addr netip.AddrPort) string
 }
 
 // validate checks the config and parses PublicIP (nil when unset).
@@ -93,6 +98,8 @@ type Engine struct {
 	stats                    counters
 	trackSeq                 atomic.Uint64
 	loopback                 bool // the node is on loopback: so may clients be (candidates.go)
+	paths                    pathCounts
+	relayTransport           func(netip.AddrPort) string
 
 	mu     sync.Mutex
 	closed bool
@@ -110,7 +117,7 @@ func NewEngine(cfg Config) (*Engine, error) {
 		level, _ = zerolog.ParseLevel(cfg.PionLogLevel)
 	}
 	lf := newLoggerFactory(cfg.Logger, level)
-	e := &Engine{log: cfg.Logger, pool: newPacketPool(), peers: map[peer]struct{}{}}
+	e := &Engine{log: cfg.Logger, pool: newPacketPool(), peers: map[peer]struct{}{}, relayTransport: cfg.RelayTransport}
 	e.video, e.audio = engineCodecs()
 
 	n := planNetwork(publicIP)

@@ -23,6 +23,8 @@ type ViewerConfig struct {
 	// OnClose is called once when the peer connection fails or is closed
 	// by the remote side. It is not called when the owner calls Close.
 	OnClose func()
+	// OnPath is called when the connection is up, with the path it took.
+	OnPath func(Path)
 }
 
 // Viewer is an outgoing one-way peer connection that answers the client's
@@ -37,6 +39,7 @@ type Viewer struct {
 	cfg       ViewerConfig
 	log       zerolog.Logger
 	gate      *candidateGate
+	path      pathSlot
 	offered   map[webrtc.RTPCodecType]bool
 	downs     map[webrtc.RTPCodecType]*DownTrack
 	codecs    map[webrtc.RTPCodecType][]webrtc.RTPCodecParameters
@@ -71,7 +74,7 @@ func (e *Engine) NewViewer(offer webrtc.SessionDescription, cfg ViewerConfig) (*
 		return nil, none, fmt.Errorf("sfu: new peer connection: %w", err)
 	}
 	v := &Viewer{
-		e: e, pc: pc, out: out, cfg: cfg, log: cfg.Logger, gate: e.newGate(),
+		e: e, pc: pc, out: out, cfg: cfg, log: cfg.Logger, gate: e.newGate(), path: pathSlot{e: e},
 		offered: offered,
 		downs:   map[webrtc.RTPCodecType]*DownTrack{},
 		codecs:  map[webrtc.RTPCodecType][]webrtc.RTPCodecParameters{},
@@ -217,6 +220,7 @@ func (v *Viewer) onState(st webrtc.PeerConnectionState) {
 	switch st {
 	case webrtc.PeerConnectionStateConnected:
 		v.attach()
+		v.path.report(v.pc, v.cfg.OnPath)
 	case webrtc.PeerConnectionStateFailed, webrtc.PeerConnectionStateClosed:
 		v.close(true)
 	}
@@ -271,6 +275,7 @@ func (v *Viewer) close(remote bool) error {
 		return nil
 	}
 	v.out.close()
+	v.path.release()
 	v.mu.Lock()
 	v.closed = true
 	for _, d := range v.downs {

@@ -340,6 +340,9 @@ type (
 		// ICEServers are the participant's STUN and TURN servers, for its
 		// peer connections' configuration.
 		ICEServers []iceServerInfo `json:"ice_servers"`
+		// Connections are the participants' paths, to teachers and
+		// operators only (paths.go).
+		Connections map[string]string `json:"connections,omitempty"`
 	}
 	redirectData struct {
 		URL    string `json:"url"`

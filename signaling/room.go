@@ -45,6 +45,7 @@ type member struct {
 	info participantInfo
 	conn *conn
 	seq  uint64 // join order, for listings
+	path string // how its newest peer connection connected (paths.go)
 }
 
 func newRoom(s *Server, id sfu.RoomID) *room {
@@ -85,6 +86,7 @@ func (r *room) join(c *conn) []io.Closer {
 	m.info.Name = c.claims.Name
 	w := r.welcomeLocked(m)
 	w.ICEServers = iceInfos(r.s.iceServers(c.pid, c.claims, c.host))
+	w.Connections = r.connectionsLocked(m)
 	c.sendMsg(typeWelcome, "", w)
 	if m.listed() {
 		typ := typeParticipantJoined

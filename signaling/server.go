@@ -157,8 +157,10 @@ func New(opts Options) (*Server, error) {
 		WriteBufferPool:  &s.wsWriteBufs,
 		CheckOrigin:      s.checkOrigin,
 	}
-	if err := opts.Registry.Register(newCollector(s)); err != nil {
-		return nil, fmt.Errorf("signaling: register metrics: %w", err)
+	for _, c := range []prometheus.Collector{newCollector(s), newPathCollector(s)} {
+		if err := opts.Registry.Register(c); err != nil {
+			return nil, fmt.Errorf("signaling: register metrics: %w", err)
+		}
 	}
 	s.mux = s.routes()
 	s.tasks.start(s.sampleBitrates)

@@ -51,13 +51,15 @@ func (l *connListener) Addr() net.Addr { return &net.TCPAddr{} }
 // connection would otherwise stay served until the client hangs up.
 type trackedListener struct {
 	net.Listener
+	kind   string    // "tcp" or "tls": what its connections carry TURN over
+	kinds  *sync.Map // client address -> kind, while connected
 	mu     sync.Mutex
 	closed bool
 	conns  map[net.Conn]struct{}
 }
 
-func track(ln net.Listener) *trackedListener {
-	return &trackedListener{Listener: ln, conns: map[net.Conn]struct{}{}}
+func track(ln net.Listener, kind string, kinds *sync.Map) *trackedListener {
+	return &trackedListener{Listener: ln, kind: kind, kinds: kinds, conns: map[net.Conn]struct{}{}}
 }
 
 // Accept accepts and records a connection.
@@ -74,6 +76,11 @@ func (t *trackedListener) Accept() (net.Conn, error) {
 	}
 	tc := &trackedConn{Conn: c, owner: t}
 	t.conns[tc] = struct{}{}
+	kind := t.kind
+	if k, ok := c.(interface{ Kind() string }); ok {
+		kind = k.Kind()
+	}
+	t.kinds.Store(c.RemoteAddr().String(), kind)
 	return tc, nil
 }
 
@@ -95,6 +102,7 @@ func (t *trackedListener) forget(c net.Conn) {
 	t.mu.Lock()
 	delete(t.conns, c)
 	t.mu.Unlock()
+	t.kinds.Delete(c.RemoteAddr().String())
 }
 
 // trackedConn leaves its listener's set when closed.

@@ -83,6 +83,9 @@ type Server struct {
 
 	mu     sync.Mutex // leaf lock
 	allocs map[string]int
+	relays map[netip.AddrPort]string // relay address -> client transport
+	tuples map[string]netip.AddrPort // client and server address -> relay address
+	kinds  sync.Map                  // stream client address -> "tcp" or "tls"
 
 	stats counters
 }
@@ -138,7 +141,7 @@ func New(cfg Config) (*Server, error) {
 		return nil, err
 	}
 	s := &Server{cfg: cfg, log: cfg.Logger, now: time.Now, allocs: map[string]int{},
-		handed: newConnListener()}
+		relays: map[netip.AddrPort]string{}, tuples: map[string]netip.AddrPort{}, handed: newConnListener()}
 	pol := newPolicy(cfg.Own, cfg.Ports, cfg.Allow)
 	gen := &relayGen{ip4: cfg.RelayIP, ip6: cfg.RelayIP6, policy: pol}
 	sc := turn.ServerConfig{
@@ -169,7 +172,7 @@ func New(cfg Config) (*Server, error) {
 		sc.PacketConnConfigs = append(sc.PacketConnConfigs, turn.PacketConnConfig{
 			PacketConn: pc, RelayAddressGenerator: gen, PermissionHandler: perm})
 	}
-	lns := []net.Listener{track(s.handed)}
+	lns := []net.Listener{track(s.handed, "tcp", &s.kinds)}
 	for _, l := range []struct {
 		addr string
 		tls  bool
@@ -188,7 +191,11 @@ func New(cfg Config) (*Server, error) {
 		} else {
 			s.addrs.TCP = ln.Addr()
 		}
-		lns = append(lns, track(ln))
+		kind := "tcp"
+		if l.tls {
+			kind = "tls"
+		}
+		lns = append(lns, track(ln, kind, &s.kinds))
 	}
 	for _, ln := range lns {
 		sc.ListenerConfigs = append(sc.ListenerConfigs, turn.ListenerConfig{
@@ -225,18 +232,29 @@ func (s *Server) events() turn.EventHandler {
 				s.stats.authFailed.Add(1)
 			}
 		},
-		OnAllocationCreated: func(_, _ net.Addr, _, userID, _ string, _ net.Addr, _ int) {
+		OnAllocationCreated: func(src, dst net.Addr, _, userID, _ string, relay net.Addr, _ int) {
 			s.stats.allocations.Add(1)
+			kind := "udp"
+			if k, ok := s.kinds.Load(src.String()); ok {
+				kind = k.(string)
+			}
 			s.mu.Lock()
+			defer s.mu.Unlock()
 			s.allocs[userID]++
-			s.mu.Unlock()
+			if ua, ok := relay.(*net.UDPAddr); ok {
+				ap := netip.AddrPortFrom(ua.AddrPort().Addr().Unmap(), ua.AddrPort().Port())
+				s.relays[ap], s.tuples[src.String()+" "+dst.String()] = kind, ap
+			}
 		},
-		OnAllocationDeleted: func(_, _ net.Addr, _, userID, _ string) {
+		OnAllocationDeleted: func(src, dst net.Addr, _, userID, _ string) {
 			s.mu.Lock()
+			defer s.mu.Unlock()
 			if s.allocs[userID]--; s.allocs[userID] <= 0 {
 				delete(s.allocs, userID)
 			}
-			s.mu.Unlock()
+			key := src.String() + " " + dst.String()
+			delete(s.relays, s.tuples[key])
+			delete(s.tuples, key)
 		},
 	}
 }
@@ -297,6 +315,16 @@ func (s *Server) ServeConn(c net.Conn) error {
 // SetAdvertise changes the URLs ICEServers hands out from now on: the
 // ports are known once the listeners are bound.
 func (s *Server) SetAdvertise(a Advertise) { s.ad.Store(&a) }
+
+// RelayTransport is the transport ("udp", "tcp" or "tls") over which the
+// client of the allocation with relay address addr reaches this server,
+// "" when no live allocation has it.
+func (s *Server) RelayTransport(addr netip.AddrPort) string {
+	addr = netip.AddrPortFrom(addr.Addr().Unmap(), addr.Port())
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.relays[addr]
+}
 
 // Addrs returns the bound listen addresses.
 func (s *Server) Addrs() Addrs { return s.addrs }

@@ -184,3 +184,17 @@ func sampleIn(p netip.Prefix) netip.Addr {
 	}
 	return a
 }
+
+func TestRelayTransport(t *testing.T) {
+	t.Parallel()
+	ts := startServer(t, nil)
+	for _, transport := range []string{"udp", "tcp", "tls"} {
+		user, pass := Credentials(testSecret, "s-"+transport, time.Now().Add(time.Minute))
+		relay, err := dialClient(t, ts, transport, user, pass).Allocate()
+		require.NoError(t, err)
+		ap := relay.LocalAddr().(*net.UDPAddr).AddrPort()
+		require.Equal(t, transport, ts.RelayTransport(ap))
+		require.NoError(t, relay.Close())
+		require.Eventually(t, func() bool { return ts.RelayTransport(ap) == "" }, 5*time.Second, 20*time.Millisecond)
+	}
+}
