@@ -103,14 +103,18 @@ func (a *App) start() error {
 	if a.web, err = listen(a.cfg.HTTP, a.cfg.TLSCert, a.cfg.TLSKey, a.log); err != nil {
 		return err
 	}
+	if a.cfg.SinglePort {
+		a.web.mux = newPortMux(a.web.ln, a.web.tls, a.log.With().Str("component", "singleport").Logger())
+	}
 	if a.nats, err = startNATS(a.cfg, a.web.addr(), a.log); err != nil {
 		return err
 	}
 	a.engine, err = sfu.NewEngine(sfu.Config{
-		UDPPort:  a.cfg.UDPPort,
-		TCPPort:  a.cfg.TCPPort,
-		PublicIP: a.cfg.PublicIP,
-		Logger:   a.log.With().Str("component", "sfu").Logger(),
+		TCPListener: a.iceTCPListener(),
+		UDPPort:     a.cfg.UDPPort,
+		TCPPort:     a.cfg.TCPPort,
+		PublicIP:    a.cfg.PublicIP,
+		Logger:      a.log.With().Str("component", "sfu").Logger(),
 		// The TURN server starts after the engine (it needs the media
 		// addresses), before any client can connect.
 		RelayTransport: a.relayTransport,
@@ -269,6 +273,15 @@ func (a *App) Addr() *net.TCPAddr {
 		return nil
 	}
 	return a.web.addr()
+}
+
+// iceTCPListener is the HTTP port's ICE-TCP side in single-port mode,
+// nil otherwise (the engine listens on its own TCP port).
+func (a *App) iceTCPListener() net.Listener {
+	if a.web.mux == nil {
+		return nil
+	}
+	return a.web.mux.ice
 }
 
 // iceSource is the TURN server as signaling sees it (a nil interface,

@@ -29,6 +29,7 @@ const (
 type webServer struct {
 	ln     net.Listener
 	tls    *tls.Config // nil: plain HTTP
+	mux    *portMux    // single-port mode: ln is shared (singleport.go)
 	srv    *http.Server
 	served chan struct{} // closed when Serve returns; nil until serve
 	log    zerolog.Logger
@@ -64,7 +65,10 @@ func (w *webServer) serve(h http.Handler) {
 	}
 	w.served = make(chan struct{})
 	ln := w.ln
-	if w.tls != nil {
+	switch {
+	case w.mux != nil:
+		ln = w.mux.http // TLS, if any, is handled as the connection is sniffed
+	case w.tls != nil:
 		w.srv.TLSConfig = w.tls
 		ln = tls.NewListener(ln, w.tls)
 	}
@@ -79,14 +83,29 @@ func (w *webServer) serve(h http.Handler) {
 // shutdown stops accepting, waits for requests in flight until ctx ends,
 // then closes what is left.
 func (w *webServer) shutdown(ctx context.Context) error {
+	closeLn := w.ln.Close
+	if w.mux != nil {
+		closeLn = w.mux.close
+	}
 	if w.srv == nil {
-		return w.ln.Close()
+		return closeLn()
 	}
 	err := w.srv.Shutdown(ctx)
 	if err != nil {
 		err = errors.Join(fmt.Errorf("app: HTTP shutdown: %w", err), w.srv.Close())
 	}
 	<-w.served
+	if w.mux != nil {
+		err = errors.Join(err, ignoreClosed(w.mux.close()))
+	}
+	return err
+}
+
+// ignoreClosed drops the error of closing what is already closed.
+func ignoreClosed(err error) error {
+	if errors.Is(err, net.ErrClosed) {
+		return nil
+	}
 	return err
 }
 

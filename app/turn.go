@@ -40,6 +40,17 @@ func (a *App) startTURN() error {
 	ad := &tc.Advertise
 	addrs := a.turn.Addrs()
 	ad.UDPPort, ad.TCPPort, ad.TLSPort = port(addrs.UDP), port(addrs.TCP), port(addrs.TLS)
+	if mux := a.web.mux; mux != nil {
+		// TURN over TCP, and over TLS on an HTTPS port, share the HTTP port.
+		mux.setTURN(a.turn.ServeConn)
+		ad.TCPPort = a.web.addr().Port
+		if mux.tls != nil {
+			ad.TLSPort = a.web.addr().Port
+		}
+	}
+	if a.cfg.TURNTLSPublicPort > 0 {
+		ad.TLSPort = a.cfg.TURNTLSPublicPort
+	}
 	a.turnAdvertise(ad)
 	a.turn.SetAdvertise(*ad)
 	return nil
@@ -61,6 +72,13 @@ func (a *App) turnConfig() (turnserver.Config, error) {
 		TTL: a.cfg.TURNCredentialTTL, Logger: log,
 		LoggerFactory: sfu.NewLoggerFactory(log, zerolog.WarnLevel),
 	}
+	if a.cfg.SinglePort {
+		// TURN's TCP and TLS come through the HTTP port (singleport.go).
+		tc.TCPAddr = ""
+		tc.Own, tc.Ports = a.mediaAddrs()
+		tc.RelayIP, tc.RelayIP6 = relayFamilies(a.relayIP(tc.Own))
+		return tc, nil
+	}
 	if cert, key := a.cfg.TURNCert(); cert != "" && a.cfg.TURNTLSPort >= 0 {
 		kp, err := tls.LoadX509KeyPair(cert, key)
 		if err != nil {
@@ -70,13 +88,16 @@ func (a *App) turnConfig() (turnserver.Config, error) {
 		tc.TLSAddr = at(a.cfg.TURNTLSPort)
 	}
 	tc.Own, tc.Ports = a.mediaAddrs()
-	relay := a.relayIP(tc.Own)
-	if relay.To4() != nil {
-		tc.RelayIP = relay
-	} else {
-		tc.RelayIP6 = relay
-	}
+	tc.RelayIP, tc.RelayIP6 = relayFamilies(a.relayIP(tc.Own))
 	return tc, nil
+}
+
+// relayFamilies puts ip where its family goes.
+func relayFamilies(ip net.IP) (v4, v6 net.IP) {
+	if ip.To4() != nil {
+		return ip, nil
+	}
+	return nil, ip
 }
 
 // mediaAddrs are the addresses and ports the media plane is reached at:

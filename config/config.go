@@ -224,6 +224,7 @@ func (c Config) MarshalZerologObject(e *zerolog.Event) {
 		Stringer("recording_link_ttl", c.RecordingLinkTTL).
 		Str("tls_cert", c.TLSCert).Bool("single_port", c.SinglePort).Bool("turn", c.TURN).
 		Int("turn_udp_port", c.TURNUDPPort).Int("turn_tcp_port", c.TURNTCPPort).Int("turn_tls_port", c.TURNTLSPort).
+		Int("turn_tls_public_port", c.TURNTLSPublicPort).
 		Str("turn_host", c.TURNHost).Str("turn_relay_ip", c.TURNRelayIP).Strs("turn_allow", c.TURNAllow).
 		Stringer("turn_credential_ttl", c.TURNCredentialTTL).Int("turn_max_allocations", c.TURNMaxAllocations)
 }

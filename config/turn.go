@@ -24,6 +24,10 @@ type Connectivity struct {
 	TURNUDPPort int `yaml:"turn_udp_port"`
 	TURNTCPPort int `yaml:"turn_tcp_port"`
 	TURNTLSPort int `yaml:"turn_tls_port"`
+	// TURNTLSPublicPort, when set, is the port of the turns: URL handed
+	// out: a TLS-terminating proxy's, which forwards TURN to the node as
+	// TCP (docs/deploy.md).
+	TURNTLSPublicPort int `yaml:"turn_tls_public_port"`
 	// TURNTLSCert and TURNTLSKey are TURN's own certificate; empty: TLSCert.
 	TURNTLSCert string `yaml:"turn_tls_cert"`
 	TURNTLSKey  string `yaml:"turn_tls_key"`
@@ -79,6 +83,7 @@ func (c *Config) connectivityFields() []field {
 		{"turn_udp_port", "LECTERN_TURN_UDP_PORT", "turn-udp-port", "TURN over UDP port (0: any free port, -1: off)", intValue{&c.TURNUDPPort}},
 		{"turn_tcp_port", "LECTERN_TURN_TCP_PORT", "turn-tcp-port", "TURN over TCP port (0: any free port, -1: off)", intValue{&c.TURNTCPPort}},
 		{"turn_tls_port", "LECTERN_TURN_TLS_PORT", "turn-tls-port", "TURN over TLS port, used when there is a certificate (0: any free port, -1: off)", intValue{&c.TURNTLSPort}},
+		{"turn_tls_public_port", "LECTERN_TURN_TLS_PUBLIC_PORT", "turn-tls-public-port", "port of the turns: URL handed out when a TLS-terminating proxy forwards TURN (0: the node's own)", intValue{&c.TURNTLSPublicPort}},
 		{"turn_tls_cert", "LECTERN_TURN_TLS_CERT", "turn-tls-cert", "PEM certificate of TURN over TLS (empty: --tls-cert)", stringValue{&c.TURNTLSCert}},
 		{"turn_tls_key", "LECTERN_TURN_TLS_KEY", "turn-tls-key", "PEM key of --turn-tls-cert", stringValue{&c.TURNTLSKey}},
 		{"turn_host", "LECTERN_TURN_HOST", "turn-host", "host name in the TURN URLs handed out (empty: public IP, else the host clients reach HTTP at)", stringValue{&c.TURNHost}},
@@ -104,6 +109,9 @@ func (c Config) validateConnectivity(bad func(format string, a ...any)) {
 		if p.v < -1 || p.v > 65535 {
 			bad("%s %d: want -1 (off), 0 (any free port) to 65535", p.name, p.v)
 		}
+	}
+	if c.TURNTLSPublicPort < 0 || c.TURNTLSPublicPort > 65535 {
+		bad("turn_tls_public_port %d: want 0 (the node's own) to 65535", c.TURNTLSPublicPort)
 	}
 	if c.TURN && c.TURNUDPPort > 0 && c.TURNUDPPort == c.UDPPort {
 		bad("turn_udp_port %d: the media plane's udp_port already", c.TURNUDPPort)

@@ -33,6 +33,7 @@ func TestValidateConnectivity(t *testing.T) {
 		"turn_allow":           func(c *Config) { c.TURNAllow = []string{"10.0.0.0"} },
 		"turn_credential_ttl":  func(c *Config) { c.TURNCredentialTTL = time.Second },
 		"turn_max_allocations": func(c *Config) { c.TURNMaxAllocations = 0 },
+		"turn_tls_public_port": func(c *Config) { c.TURNTLSPublicPort = -1 },
 		"the media plane's":    func(c *Config) { c.TURN, c.TURNUDPPort = true, c.UDPPort },
 	} {
 		c := Default()

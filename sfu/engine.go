@@ -48,6 +48,10 @@ type Config struct {
 	// reaches the TURN relay address addr over, "" if the address is not
 	// the node's own TURN server's; nil: relays are reported as udp.
 	RelayTransport func(addr netip.AddrPort) string
+	// TCPListener, when set, carries ICE-TCP instead of a listener on
+	// TCPPort: connections another listener found to be RFC 4571 framed
+	// STUN (single-port mode). The engine closes it.
+	TCPListener net.Listener
 }
 
 // validate checks the config and parses PublicIP (nil when unset).
@@ -132,14 +136,9 @@ func NewEngine(cfg Config) (*Engine, error) {
 	e.udpConn = newBatchConn(udp)
 	e.udpConn.tap = e.taps.tap
 	e.udpMux = webrtc.NewICEUDPMux(lf.NewLogger("udpmux"), e.udpConn)
-	if cfg.TCPPort >= 0 {
-		tcp, err := net.ListenTCP(n.tcpNet, &net.TCPAddr{IP: n.bind, Port: cfg.TCPPort})
-		if err != nil {
-			_ = e.udpMux.Close()
-			return nil, fmt.Errorf("sfu: listen ICE TCP: %w", err)
-		}
-		e.tcpAddr = tcp.Addr().(*net.TCPAddr)
-		e.tcpMux = webrtc.NewICETCPMux(lf.NewLogger("tcpmux"), tcp, 32)
+	if err := e.listenTCP(cfg, n, lf); err != nil {
+		_ = e.udpMux.Close()
+		return nil, err
 	}
 	if err := e.buildAPI(lf, n, publicIP); err != nil {
 		_ = e.closeSockets()
@@ -150,6 +149,30 @@ func NewEngine(cfg Config) (*Engine, error) {
 	go e.reportLoop()
 	e.log.Info().Stringer("udp", e.udpAddr).Str("public_ip", cfg.PublicIP).Msg("media engine listening")
 	return e, nil
+}
+
+// listenTCP opens the ICE-TCP mux: on cfg.TCPListener when given, else
+// on its own port unless ICE-TCP is off.
+func (e *Engine) listenTCP(cfg Config, n netPlan, lf *loggerFactory) error {
+	ln := cfg.TCPListener
+	if ln == nil {
+		if cfg.TCPPort < 0 {
+			return nil
+		}
+		tcp, err := net.ListenTCP(n.tcpNet, &net.TCPAddr{IP: n.bind, Port: cfg.TCPPort})
+		if err != nil {
+			return fmt.Errorf("sfu: listen ICE TCP: %w", err)
+		}
+		ln = tcp
+	}
+	a, ok := ln.Addr().(*net.TCPAddr)
+	if !ok {
+		_ = ln.Close()
+		return fmt.Errorf("%w: ICE-TCP listener on %v", ErrBadConfig, ln.Addr())
+	}
+	e.tcpAddr = a
+	e.tcpMux = webrtc.NewICETCPMux(lf.NewLogger("tcpmux"), ln, 32)
+	return nil
 }
 
 // buildAPI configures the pion APIs: api for publishers (the full
