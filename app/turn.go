@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"slices"
 	"strconv"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -75,8 +76,7 @@ func (a *App) turnConfig() (turnserver.Config, error) {
 	if a.cfg.SinglePort {
 		// TURN's TCP and TLS come through the HTTP port (singleport.go).
 		tc.TCPAddr = ""
-		tc.Own, tc.Ports = a.mediaAddrs()
-		tc.RelayIP, tc.RelayIP6 = relayFamilies(a.relayIP(tc.Own))
+		a.relayConfig(&tc)
 		return tc, nil
 	}
 	if cert, key := a.cfg.TURNCert(); cert != "" && a.cfg.TURNTLSPort >= 0 {
@@ -87,9 +87,24 @@ func (a *App) turnConfig() (turnserver.Config, error) {
 		tc.TLS = &tls.Config{Certificates: []tls.Certificate{kp}, MinVersion: tls.VersionTLS12}
 		tc.TLSAddr = at(a.cfg.TURNTLSPort)
 	}
-	tc.Own, tc.Ports = a.mediaAddrs()
-	tc.RelayIP, tc.RelayIP6 = relayFamilies(a.relayIP(tc.Own))
+	a.relayConfig(&tc)
 	return tc, nil
+}
+
+// relayConfig sets where relays bind and what they may reach. Behind a
+// 1:1 NAT (a public IP that is not the host's) relayed media for the
+// public address goes straight to the local one (turnserver.Config.Hairpin).
+func (a *App) relayConfig(tc *turnserver.Config) {
+	tc.Own, tc.Ports = a.mediaAddrs()
+	relay := a.relayIP()
+	tc.RelayIP, tc.RelayIP6 = relayFamilies(relay)
+	public, err := netip.ParseAddr(a.cfg.PublicIP)
+	if err != nil || slices.Contains(localAddrs(), public.Unmap()) {
+		return
+	}
+	if local, ok := netip.AddrFromSlice(relay); ok && local.Unmap().Is4() == public.Unmap().Is4() {
+		tc.Hairpin = map[netip.Addr]netip.Addr{public.Unmap(): local.Unmap()}
+	}
 }
 
 // relayFamilies puts ip where its family goes.
@@ -119,14 +134,14 @@ func (a *App) mediaAddrs() ([]netip.Addr, []int) {
 // relayIP is where relay sockets bind: configured, else the media
 // plane's own address when it is bound to one, else the host's first
 // non-loopback IPv4 address (the media plane, bound to all, reaches it).
-func (a *App) relayIP(own []netip.Addr) net.IP {
+func (a *App) relayIP() net.IP {
 	if a.cfg.TURNRelayIP != "" {
 		return net.ParseIP(a.cfg.TURNRelayIP)
 	}
 	if u := a.engine.UDPAddr(); !u.IP.IsUnspecified() {
 		return u.IP
 	}
-	for _, ip := range own {
+	for _, ip := range localAddrs() {
 		if ip.Is4() && !ip.IsLoopback() && !ip.IsLinkLocalUnicast() {
 			return ip.AsSlice()
 		}

@@ -62,17 +62,37 @@ func track(ln net.Listener, kind string, kinds *sync.Map) *trackedListener {
 	return &trackedListener{Listener: ln, kind: kind, kinds: kinds, conns: map[net.Conn]struct{}{}}
 }
 
-// Accept accepts and records a connection.
+// maxStreamConns bounds the TURN connections over TCP or TLS one listener
+// serves at once: each costs a goroutine and buffers for as long as its
+// client keeps it open.
+const maxStreamConns = 2048
+
+// Accept accepts and records a connection; over the bound, connections
+// are closed at once.
 func (t *trackedListener) Accept() (net.Conn, error) {
-	c, err := t.Listener.Accept()
-	if err != nil {
-		return nil, err
+	for {
+		c, err := t.Listener.Accept()
+		if err != nil {
+			return nil, err
+		}
+		tc, err := t.add(c)
+		if tc != nil || err != nil {
+			return tc, err
+		}
 	}
+}
+
+// add records c; nil and no error when there are too many already.
+func (t *trackedListener) add(c net.Conn) (net.Conn, error) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if t.closed {
 		_ = c.Close()
 		return nil, net.ErrClosed
+	}
+	if len(t.conns) >= maxStreamConns {
+		_ = c.Close()
+		return nil, nil
 	}
 	tc := &trackedConn{Conn: c, owner: t}
 	t.conns[tc] = struct{}{}

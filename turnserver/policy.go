@@ -70,9 +70,29 @@ func Denied(ip netip.Addr) bool {
 // addresses (on its media ports only, see guardedConn) and the ranges the
 // operator allows, then anything not denied.
 type policy struct {
-	own   map[netip.Addr]bool
-	ports map[int]bool // the node's media ports, the only ones reachable on own
-	allow []netip.Prefix
+	own     map[netip.Addr]bool
+	ports   map[int]bool // the node's media ports, the only ones reachable on own
+	allow   []netip.Prefix
+	hairpin map[netip.Addr]netip.Addr // public own address -> local one
+}
+
+// outbound is where a relayed datagram to addr really goes.
+func (p *policy) outbound(addr netip.AddrPort) netip.AddrPort {
+	if local, ok := p.hairpin[addr.Addr().Unmap()]; ok {
+		return netip.AddrPortFrom(local, addr.Port())
+	}
+	return addr
+}
+
+// inbound is the address a datagram from addr is reported from: the
+// public address a hairpinned one stands for.
+func (p *policy) inbound(addr netip.AddrPort) netip.AddrPort {
+	for public, local := range p.hairpin {
+		if local == addr.Addr().Unmap() {
+			return netip.AddrPortFrom(public, addr.Port())
+		}
+	}
+	return addr
 }
 
 func newPolicy(own []netip.Addr, ports []int, allow []netip.Prefix) *policy {

@@ -69,5 +69,20 @@ func (g *guardedConn) WriteTo(b []byte, addr net.Addr) (int, error) {
 	if !g.policy.reach(ap) {
 		return len(b), nil
 	}
+	if out := g.policy.outbound(ap); out != ap {
+		return g.PacketConn.WriteTo(b, net.UDPAddrFromAddrPort(out))
+	}
 	return g.PacketConn.WriteTo(b, addr)
+}
+
+// ReadFrom reads a datagram for the client, reporting a hairpinned
+// sender under the public address the client knows it by.
+func (g *guardedConn) ReadFrom(b []byte) (int, net.Addr, error) {
+	n, from, err := g.PacketConn.ReadFrom(b)
+	if ua, ok := from.(*net.UDPAddr); ok && len(g.policy.hairpin) > 0 {
+		if in := g.policy.inbound(ua.AddrPort()); in != ua.AddrPort() {
+			from = net.UDPAddrFromAddrPort(in)
+		}
+	}
+	return n, from, err
 }

@@ -50,6 +50,11 @@ type Config struct {
 	Ports []int
 	// Allow are ranges the operator lets relays reach despite the deny list.
 	Allow []netip.Prefix
+	// Hairpin maps an own address that is not this host's (a 1:1 NAT's
+	// public address) to a local one the media plane also listens on:
+	// relayed datagrams to it go to the local address instead of out to
+	// the NAT and back, and replies seem to come from it.
+	Hairpin map[netip.Addr]netip.Addr
 	// MaxAllocations per participant; 0 means DefaultMaxAllocations.
 	MaxAllocations int
 	// TTL of minted credentials; 0 means DefaultTTL.
@@ -143,18 +148,8 @@ func New(cfg Config) (*Server, error) {
 	s := &Server{cfg: cfg, log: cfg.Logger, now: time.Now, allocs: map[string]int{},
 		relays: map[netip.AddrPort]string{}, tuples: map[string]netip.AddrPort{}, handed: newConnListener()}
 	pol := newPolicy(cfg.Own, cfg.Ports, cfg.Allow)
+	pol.hairpin = cfg.Hairpin
 	gen := &relayGen{ip4: cfg.RelayIP, ip6: cfg.RelayIP6, policy: pol}
-	sc := turn.ServerConfig{
-		Realm: cfg.Realm, LoggerFactory: cfg.LoggerFactory,
-		AuthHandler: s.authHandler, QuotaHandler: s.quota, EventHandler: s.events(),
-	}
-	var closers []func() error
-	fail := func(err error) (*Server, error) {
-		for _, c := range closers {
-			_ = c()
-		}
-		return nil, err
-	}
 	perm := func(src net.Addr, peer net.IP) bool {
 		if pol.permissionHandler(src, peer) {
 			return true
@@ -162,10 +157,34 @@ func New(cfg Config) (*Server, error) {
 		s.stats.permissionsRefused.Add(1)
 		return false
 	}
-	if cfg.UDPAddr != "" {
-		pc, err := net.ListenPacket("udp", cfg.UDPAddr)
+	sc := turn.ServerConfig{
+		Realm: cfg.Realm, LoggerFactory: cfg.LoggerFactory,
+		AuthHandler: s.authHandler, QuotaHandler: s.quota, EventHandler: s.events(),
+	}
+	closers, err := s.listen(&sc, gen, perm)
+	if err == nil {
+		s.srv, err = turn.NewServer(sc)
+	}
+	if err != nil {
+		for _, c := range closers {
+			_ = c()
+		}
+		return nil, fmt.Errorf("turnserver: %w", err)
+	}
+	s.SetAdvertise(cfg.Advertise)
+	s.log.Info().Interface("listen", s.addrs).
+		Interface("relay_ip", []net.IP{cfg.RelayIP, cfg.RelayIP6}).Msg("TURN server listening")
+	return s, nil
+}
+
+// listen opens the configured sockets into sc, and returns what closes
+// them if the server does not start.
+func (s *Server) listen(sc *turn.ServerConfig, gen turn.RelayAddressGenerator, perm turn.PermissionHandler) ([]func() error, error) {
+	var closers []func() error
+	if s.cfg.UDPAddr != "" {
+		pc, err := net.ListenPacket("udp", s.cfg.UDPAddr)
 		if err != nil {
-			return fail(fmt.Errorf("turnserver: listen UDP: %w", err))
+			return closers, fmt.Errorf("listen UDP: %w", err)
 		}
 		closers = append(closers, pc.Close)
 		s.addrs.UDP = pc.LocalAddr()
@@ -173,27 +192,21 @@ func New(cfg Config) (*Server, error) {
 			PacketConn: pc, RelayAddressGenerator: gen, PermissionHandler: perm})
 	}
 	lns := []net.Listener{track(s.handed, "tcp", &s.kinds)}
-	for _, l := range []struct {
-		addr string
-		tls  bool
-	}{{cfg.TCPAddr, false}, {cfg.TLSAddr, true}} {
-		if l.addr == "" {
+	for _, kind := range []string{"tcp", "tls"} {
+		addr := map[string]string{"tcp": s.cfg.TCPAddr, "tls": s.cfg.TLSAddr}[kind]
+		if addr == "" {
 			continue
 		}
-		ln, err := net.Listen("tcp", l.addr)
+		ln, err := net.Listen("tcp", addr)
 		if err != nil {
-			return fail(fmt.Errorf("turnserver: listen TCP: %w", err))
+			return closers, fmt.Errorf("listen %s: %w", kind, err)
 		}
 		closers = append(closers, ln.Close)
-		if l.tls {
+		if kind == "tls" {
 			s.addrs.TLS = ln.Addr()
-			ln = tls.NewListener(ln, cfg.TLS)
+			ln = tls.NewListener(ln, s.cfg.TLS)
 		} else {
 			s.addrs.TCP = ln.Addr()
-		}
-		kind := "tcp"
-		if l.tls {
-			kind = "tls"
 		}
 		lns = append(lns, track(ln, kind, &s.kinds))
 	}
@@ -201,15 +214,7 @@ func New(cfg Config) (*Server, error) {
 		sc.ListenerConfigs = append(sc.ListenerConfigs, turn.ListenerConfig{
 			Listener: ln, RelayAddressGenerator: gen, PermissionHandler: perm})
 	}
-	srv, err := turn.NewServer(sc)
-	if err != nil {
-		return fail(fmt.Errorf("turnserver: %w", err))
-	}
-	s.srv = srv
-	s.SetAdvertise(cfg.Advertise)
-	s.log.Info().Interface("listen", s.addrs).
-		Interface("relay_ip", []net.IP{cfg.RelayIP, cfg.RelayIP6}).Msg("TURN server listening")
-	return s, nil
+	return closers, nil
 }
 
 // quota enforces the per-participant allocation limit (RFC 8656 7.2

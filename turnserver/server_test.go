@@ -198,3 +198,35 @@ func TestRelayTransport(t *testing.T) {
 		require.Eventually(t, func() bool { return ts.RelayTransport(ap) == "" }, 5*time.Second, 20*time.Millisecond)
 	}
 }
+
+// TestHairpinToPublicAddress: behind a 1:1 NAT the node's media address
+// (203.0.113.7 here) is not the host's; relayed data to it goes to the
+// local media socket, and the replies reach the client from the public
+// address it asked for.
+func TestHairpinToPublicAddress(t *testing.T) {
+	t.Parallel()
+	public := netip.MustParseAddr("203.0.113.7")
+	ts := startServer(t, func(c *Config) {
+		c.Own = append(c.Own, public)
+		c.Hairpin = map[netip.Addr]netip.Addr{public: netip.MustParseAddr("127.0.0.1")}
+	})
+	user, pass := Credentials(testSecret, "s1", time.Now().Add(time.Minute))
+	relay, err := dialClient(t, ts, "udp", user, pass).Allocate()
+	require.NoError(t, err)
+	defer relay.Close()
+	mediaPort := ts.media.LocalAddr().(*net.UDPAddr).Port
+	_, err = relay.WriteTo([]byte("up"), &net.UDPAddr{IP: public.AsSlice(), Port: mediaPort})
+	require.NoError(t, err)
+	buf := make([]byte, 64)
+	require.NoError(t, ts.media.SetReadDeadline(time.Now().Add(5*time.Second)))
+	n, from, err := ts.media.ReadFrom(buf)
+	require.NoError(t, err)
+	require.Equal(t, "up", string(buf[:n]))
+	_, err = ts.media.WriteTo([]byte("down"), from)
+	require.NoError(t, err)
+	require.NoError(t, relay.SetReadDeadline(time.Now().Add(5*time.Second)))
+	n, peer, err := relay.ReadFrom(buf)
+	require.NoError(t, err)
+	require.Equal(t, "down", string(buf[:n]))
+	require.Equal(t, netip.AddrPortFrom(public, uint16(mediaPort)), peer.(*net.UDPAddr).AddrPort())
+}
