@@ -107,7 +107,7 @@ export class ParticipantList {
       out.push(el('span', {
         className: `tag tag-path tag-path-${p.connection.split('/')[0]}`,
         text: PATH_NAME[p.connection] ?? p.connection,
-        attrs: { 'data-testid': 'connection', 'data-connection': p.connection, title: `Media path: ${p.connection}` },
+        attrs: { 'data-testid': 'media-path', 'data-connection': p.connection, title: `Media path: ${p.connection}` },
       }));
     }
     return out;
