@@ -80,7 +80,7 @@ func TestSinglePortICETCPAndTURN(t *testing.T) {
 // TCP, which need no TLS).
 func TestSinglePortTLS(t *testing.T) {
 	t.Parallel()
-	cert, key := writeCert(t)
+	cert, key := writeCert(t, "127.0.0.1")
 	srv := startServerWith(t, "tokens", func(c *config.Config) {
 		c.SinglePort, c.TURN, c.TURNUDPPort = true, true, 0
 		c.TLSCert, c.TLSKey = cert, key
@@ -117,14 +117,14 @@ func TestSinglePortTLS(t *testing.T) {
 	}
 }
 
-// writeCert writes a self-signed certificate for 127.0.0.1 and its key.
-func writeCert(t *testing.T) (certFile, keyFile string) {
+// writeCert writes a self-signed certificate for ip and its key.
+func writeCert(t *testing.T, ip string) (certFile, keyFile string) {
 	t.Helper()
 	k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	require.NoError(t, err)
-	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "127.0.0.1"},
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: ip},
 		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
-		IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1)}}
+		IPAddresses: []net.IP{net.ParseIP(ip)}}
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &k.PublicKey, k)
 	require.NoError(t, err)
 	kd, err := x509.MarshalECPrivateKey(k)
