@@ -9,6 +9,7 @@ import (
 	"net/netip"
 	"slices"
 	"strconv"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rs/zerolog"
@@ -71,7 +72,9 @@ func (a *App) turnConfig() (turnserver.Config, error) {
 		Secret: a.turnKey, UDPAddr: at(a.cfg.TURNUDPPort), TCPAddr: at(a.cfg.TURNTCPPort),
 		Allow: a.cfg.TURNAllowPrefixes(), MaxAllocations: a.cfg.TURNMaxAllocations,
 		TTL: a.cfg.TURNCredentialTTL, Logger: log,
-		LoggerFactory: sfu.NewLoggerFactory(log, zerolog.WarnLevel),
+		// pion's TURN server logs a failed relayed write per packet (a
+		// client gone mid-stream): at most a burst a second reaches the log.
+		LoggerFactory: sfu.NewLoggerFactory(log.Sample(&zerolog.BurstSampler{Burst: 10, Period: time.Second}), zerolog.WarnLevel),
 	}
 	if a.cfg.SinglePort {
 		// TURN's TCP and TLS come through the HTTP port (singleport.go).
