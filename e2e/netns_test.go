@@ -53,7 +53,10 @@ func newNetns(t *testing.T) *netns {
 	b := make([]byte, 3)
 	_, _ = rand.Read(b)
 	id := hex.EncodeToString(b)
-	n := &netns{name: "lct" + id, host: fmt.Sprintf("10.214.%d.1", b[0]), peer: fmt.Sprintf("10.214.%d.2", b[0])}
+	// A /30 of its own, one of 50*256*64 in 10.200.0.0 to 10.249.255.255,
+	// so that tests running at once do not share a prefix.
+	x, y, z := 200+int(b[0])%50, int(b[1]), int(b[2]&0xFC)
+	n := &netns{name: "lct" + id, host: fmt.Sprintf("10.%d.%d.%d", x, y, z+1), peer: fmt.Sprintf("10.%d.%d.%d", x, y, z+2)}
 	hostIf, peerIf := "lh"+id, "lp"+id
 	run(t, "", "ip", "netns", "add", n.name)
 	t.Cleanup(func() {
