@@ -19,7 +19,7 @@ import (
 // header timeout, each of them, rather than held for as long as they send.
 func TestSlowHeadersAreCutOff(t *testing.T) {
 	t.Parallel()
-	w, err := listen("127.0.0.1:0", zerolog.Nop())
+	w, err := listen("127.0.0.1:0", "", "", zerolog.Nop())
 	require.NoError(t, err)
 	w.headerTimeout = 300 * time.Millisecond
 	w.serve(http.HandlerFunc(func(rw http.ResponseWriter, _ *http.Request) { _, _ = io.WriteString(rw, "ok") }))

@@ -26,11 +26,12 @@ type state struct {
 	live         bool
 	chat         []Chat
 	errors       []RequestError
-	reason       string // of removed or shutdown
+	reason       string            // of removed or shutdown
+	connections  map[string]string // participant id -> path (teachers and operators)
 }
 
 func newState() state {
-	return state{participants: map[string]Participant{}, streams: map[string]Stream{}}
+	return state{participants: map[string]Participant{}, streams: map[string]Stream{}, connections: map[string]string{}}
 }
 
 // handle updates the state and drives the peer connections for one event.
@@ -74,6 +75,9 @@ func (c *Client) onWelcome(w *Welcome) {
 		c.state.streams[s.Stream] = s
 	}
 	c.state.chat = append(c.state.chat, w.Chat...)
+	for id, path := range w.Connections {
+		c.state.connections[id] = path
+	}
 	if len(w.Nodes) > 0 {
 		c.nodes = normalizeAll(w.Nodes)
 	}
@@ -106,6 +110,8 @@ func (s *state) apply(ev Event) {
 		}
 	case *Reason:
 		s.reason = d.Reason
+	case *ParticipantConnection:
+		s.connections[d.ID] = d.Connection
 	}
 }
 
@@ -147,6 +153,18 @@ func (c *Client) LowerHand(id string) error { return c.moderate(TypeLowerHand, i
 
 func (c *Client) moderate(typ, id string) error {
 	return c.send(typ, c.newRID(typ), ParticipantRef{ID: id})
+}
+
+// Connections are the participants' paths the server told this teacher
+// or operator of, by participant id.
+func (c *Client) Connections() map[string]string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	out := make(map[string]string, len(c.state.connections))
+	for id, p := range c.state.connections {
+		out[id] = p
+	}
+	return out
 }
 
 // Welcome is the server's welcome message.

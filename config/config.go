@@ -111,6 +111,8 @@ type Config struct {
 	Recording `yaml:",inline"`
 	// Limits: per-client and per-token limits, trusted proxies (limits.go).
 	Limits `yaml:",inline"`
+	// Connectivity: HTTPS, single-port mode and TURN (turn.go).
+	Connectivity `yaml:",inline"`
 }
 
 // Default returns the configuration used when nothing is set.
@@ -129,6 +131,7 @@ func Default() Config {
 		GCPercent:       10,
 		Recording:       DefaultRecording(),
 		Limits:          DefaultLimits(),
+		Connectivity:    DefaultConnectivity(),
 	}
 }
 
@@ -150,6 +153,7 @@ func (c Config) Validate() error {
 	c.validateCluster(bad)
 	c.validateRecording(bad)
 	c.validateLimits(bad)
+	c.validateConnectivity(bad)
 	if c.Data == "" {
 		bad("data: must name a directory")
 	}
@@ -227,5 +231,10 @@ func (c Config) MarshalZerologObject(e *zerolog.Event) {
 		Int("whep_sessions_per_token", c.WHEPPerToken).Int("chat_rate", c.ChatRate).
 		Int("chat_burst", c.ChatBurst).Int("class_chat_rate", c.ClassChatRate).
 		Stringer("flood_cooldown", c.FloodCooldown).Int("join_rate_invite", c.JoinRateInvite).
-		Int("join_rate_ip", c.JoinRateIP).Strs("trusted_proxies", c.TrustedProxies)
+		Int("join_rate_ip", c.JoinRateIP).Strs("trusted_proxies", c.TrustedProxies).
+		Str("tls_cert", c.TLSCert).Bool("single_port", c.SinglePort).Bool("turn", c.TURN).
+		Int("turn_udp_port", c.TURNUDPPort).Int("turn_tcp_port", c.TURNTCPPort).Int("turn_tls_port", c.TURNTLSPort).
+		Int("turn_tls_public_port", c.TURNTLSPublicPort).
+		Str("turn_host", c.TURNHost).Str("turn_relay_ip", c.TURNRelayIP).Strs("turn_allow", c.TURNAllow).
+		Stringer("turn_credential_ttl", c.TURNCredentialTTL).Int("turn_max_allocations", c.TURNMaxAllocations)
 }

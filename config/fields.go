@@ -53,7 +53,7 @@ func (c *Config) fields() []field {
 		{"nats_cluster_listen", "LECTERN_NATS_CLUSTER_LISTEN", "nats-cluster-listen", "embedded NATS route listen address, e.g. 10.0.0.5:6222 (empty: no NATS cluster)", stringValue{&c.NATSClusterListen}},
 		{"nats_routes", "LECTERN_NATS_ROUTES", "nats-routes", "comma-separated routes to the other nodes' embedded NATS servers, e.g. nats-route://10.0.0.6:6222", listValue{&c.NATSRoutes}},
 		{"nats_cluster_name", "LECTERN_NATS_CLUSTER_NAME", "nats-cluster-name", "name of the embedded NATS cluster", stringValue{&c.NATSClusterName}},
-	}, append(c.recordingFields(), c.limitsFields()...)...)
+	}, append(append(c.recordingFields(), c.limitsFields()...), c.connectivityFields()...)...)
 }
 
 type stringValue struct{ p *string }

@@ -40,10 +40,10 @@ type server struct {
 // directory, and stops it when the test ends.
 func startServer(t *testing.T, authMode string) *server {
 	t.Helper()
-	return startServerWith(t, authMode, func(*config.Config) {})
+	return startServerWith(t, authMode, nil)
 }
 
-// startServerWith is startServer with the configuration changed by edit.
+// startServerWith is startServer with edit applied to the configuration.
 func startServerWith(t *testing.T, authMode string, edit func(*config.Config)) *server {
 	t.Helper()
 	cfg := config.Default()
@@ -54,7 +54,9 @@ func startServerWith(t *testing.T, authMode string, edit func(*config.Config)) *
 	cfg.Data = t.TempDir()
 	cfg.Auth = authMode
 	cfg.LogLevel = "warn"
-	edit(&cfg)
+	if edit != nil {
+		edit(&cfg)
+	}
 	require.NoError(t, cfg.Validate())
 	a, err := app.New(cfg, testLogger(t))
 	require.NoError(t, err)

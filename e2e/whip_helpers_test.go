@@ -113,7 +113,13 @@ func watchWHEP(t *testing.T, srv *server, room, token string) *whepViewer {
 // the packets of each, not yet negotiated.
 func newWHEPViewer(t *testing.T) *whepViewer {
 	t.Helper()
-	v := &whepViewer{pc: loopbackPC(t)}
+	return newWHEPViewerOn(t, loopbackPC(t))
+}
+
+// newWHEPViewerOn is newWHEPViewer on a peer connection of the caller's.
+func newWHEPViewerOn(t *testing.T, pc *webrtc.PeerConnection) *whepViewer {
+	t.Helper()
+	v := &whepViewer{pc: pc}
 	t.Cleanup(func() { _ = v.pc.Close(); v.wg.Wait() })
 	v.pc.OnConnectionStateChange(func(s webrtc.PeerConnectionState) {
 		if s == webrtc.PeerConnectionStateConnected {

@@ -52,6 +52,8 @@ type conn struct {
 	drain      bool  // likewise: send what is queued before the close frame
 	leaveOnce  sync.Once
 
+	// host is the name the client reached the node by (TURN URLs).
+	host string
 	// Set once by the reader when it joins, before the conn is shared.
 	claims auth.Claims
 	pid    sfu.ParticipantID
@@ -119,6 +121,7 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 		return // the upgrader has answered with an HTTP error
 	}
 	c := newConn(s, ws)
+	c.host = requestHost(r)
 	s.addConn(c)
 	s.tasks.startLate(c.writeLoop)
 	if s.closing.Load() {

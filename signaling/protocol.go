@@ -359,6 +359,12 @@ type (
 		// in a cluster only (docs/protocol.md).
 		Node  string   `json:"node,omitempty"`
 		Nodes []string `json:"nodes,omitempty"`
+		// ICEServers are the participant's STUN and TURN servers, for its
+		// peer connections' configuration.
+		ICEServers []iceServerInfo `json:"ice_servers"`
+		// Connections are the participants' paths, to teachers and
+		// operators only (paths.go).
+		Connections map[string]string `json:"connections,omitempty"`
 	}
 	redirectData struct {
 		URL    string `json:"url"`

@@ -51,6 +51,7 @@ type member struct {
 	info participantInfo
 	conn *conn
 	seq  uint64 // join order, for listings
+	path string // how its newest peer connection connected (paths.go)
 }
 
 func newRoom(s *Server, id sfu.RoomID) *room {
@@ -90,7 +91,10 @@ func (r *room) join(c *conn) []io.Closer {
 	}
 	m.conn = c
 	m.info.Name = c.claims.Name
-	c.sendMsg(typeWelcome, "", r.welcomeLocked(m))
+	w := r.welcomeLocked(m)
+	w.ICEServers = iceInfos(r.s.iceServers(c.pid, c.claims, c.host))
+	w.Connections = r.connectionsLocked(m)
+	c.sendMsg(typeWelcome, "", w)
 	if m.listed() {
 		typ := typeParticipantJoined
 		if replaced {

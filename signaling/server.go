@@ -70,6 +70,9 @@ type Options struct {
 	// ICEServers are announced to WHIP and WHEP clients in Link headers
 	// (RFC 9725 4.6); empty: none.
 	ICEServers []webrtc.ICEServer
+	// TURN mints each participant's TURN credentials, handed out in the
+	// welcome message and in WHIP and WHEP Link headers; nil: no TURN.
+	TURN ICESource
 	// Recording configures recordings (docs/recording.md); zero: off.
 	Recording RecordingOptions
 	// Cluster is this node's part of a cluster of nodes (docs/scaling.md);
@@ -159,8 +162,10 @@ func New(opts Options) (*Server, error) {
 		WriteBufferPool:  &s.wsWriteBufs,
 		CheckOrigin:      s.checkOrigin,
 	}
-	if err := opts.Registry.Register(newCollector(s)); err != nil {
-		return nil, fmt.Errorf("signaling: register metrics: %w", err)
+	for _, c := range []prometheus.Collector{newCollector(s), newPathCollector(s)} {
+		if err := opts.Registry.Register(c); err != nil {
+			return nil, fmt.Errorf("signaling: register metrics: %w", err)
+		}
 	}
 	s.mux = s.routes()
 	s.tasks.start(s.sampleBitrates)

@@ -477,14 +477,14 @@ func writeMediaError(w http.ResponseWriter, err error) {
 
 // writeCreated answers a POST: 201, the session's Location and ETag, the
 // ICE servers and the SDP answer (RFC 9725 4.2).
-func (s *Server) writeCreated(w http.ResponseWriter, x *session, answer string) {
+func (s *Server) writeCreated(w http.ResponseWriter, r *http.Request, x *session, answer string) {
 	h := w.Header()
 	h.Set("Content-Type", ctypeSDP)
 	h.Set("Location", x.location())
 	h.Set("ETag", x.etag)
 	h.Set("Accept-Patch", ctypeFrag)
 	h.Set("Cache-Control", "no-store")
-	for _, l := range linkHeaders(s.opts.ICEServers) {
+	for _, l := range linkHeaders(s.iceServers(x.hc.pid, x.hc.claims, requestHost(r))) {
 		h.Add("Link", l)
 	}
 	w.WriteHeader(http.StatusCreated)

@@ -118,6 +118,7 @@ func (r *room) publisherConfig(st *stream) sfu.PublisherConfig {
 			}
 		},
 		OnClose: func() { r.s.tasks.start(func() { r.endStream(st) }) },
+		OnPath:  func(p sfu.Path) { r.setPath(st.owner.pid, p) },
 	}
 }
 
@@ -380,6 +381,7 @@ func (r *room) subscribe(v *conn, st *stream, tracks []*sfu.Track) {
 			}
 		},
 		OnClose: func() { r.s.tasks.start(func() { r.dropSub(sub) }) },
+		OnPath:  func(p sfu.Path) { r.setPath(v.pid, p) },
 	})
 	if err != nil {
 		v.log.Warn().Err(err).Str("stream", id).Msg("signaling: cannot subscribe")

@@ -120,6 +120,7 @@ func (x *session) answer(offer webrtc.SessionDescription) (string, error) {
 		Logger:   x.log,
 		StreamID: "lectern",
 		OnClose:  x.peerGone,
+		OnPath:   func(p sfu.Path) { x.s.reportPath(x.class, x.hc.pid, p) },
 	})
 	if err != nil {
 		if !errors.Is(err, sfu.ErrBadSDP) && !errors.Is(err, sfu.ErrUnsupportedCodec) {

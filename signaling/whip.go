@@ -41,7 +41,7 @@ func (s *Server) postSession(w http.ResponseWriter, r *http.Request, start func(
 		writeMediaError(w, err)
 		return
 	}
-	s.writeCreated(w, x, answer)
+	s.writeCreated(w, r, x, answer)
 }
 
 func (s *Server) startWHIP(w http.ResponseWriter, r *http.Request) (*session, string, error) {

@@ -3,7 +3,7 @@
 // drives the peer connections and the view.
 
 import { Signal, socketURL } from './protocol.js';
-import { Subscriber, videoStats } from './peer.js';
+import { Subscriber, setIceServers, videoStats } from './peer.js';
 import { Broadcaster } from './broadcast.js';
 import { describeMediaError } from './media.js';
 import { RecordingControls } from './recording.js';
@@ -118,6 +118,9 @@ export class Classroom {
     this.shuttingDown = false;
     this.you = d.you ?? null;
     this.node = typeof d.node === 'string' ? d.node : '';
+    setIceServers(d.ice_servers);
+    // How each participant's media connects: told to teachers and operators only.
+    this.connections = new Map(Object.entries(d.connections ?? {}));
     this.live = Boolean(d.live);
     this.participants = new Map((d.participants ?? []).map((p) => [p.id, p]));
     if (this.you && this.role !== 'operator' && !this.participants.has(this.you.id)) {
@@ -322,7 +325,8 @@ export class Classroom {
   }
 
   renderPeople() {
-    this.view.renderPeople(this.participants, this.you?.id, this.moderator);
+    const withPaths = new Map([...this.participants].map(([id, p]) => [id, { ...p, connection: this.connections?.get(id) }]));
+    this.view.renderPeople(withPaths, this.you?.id, this.moderator);
     const teacher = [...this.participants.values()].find((p) => p.role === 'teacher');
     if (teacher && this.role !== 'teacher') this.view.setHeading(this.claims.room, teacher.name, this.role, this.claims.title);
   }
@@ -401,6 +405,11 @@ const HANDLERS = {
   live(d) {
     this.live = Boolean(d.live);
     this.renderWaiting();
+  },
+  participant_connection(d) {
+    if (!d?.id) return;
+    this.connections?.set(d.id, String(d.connection ?? ''));
+    this.renderPeople();
   },
   participant_joined(d) { this.upsert(d); },
   participant_updated(d) { this.upsert(d); },
