@@ -23,6 +23,7 @@ import (
 	"lectern/config"
 	"lectern/sfu"
 	"lectern/signaling"
+	"lectern/turnserver"
 	"lectern/web"
 )
 
@@ -49,6 +50,10 @@ type App struct {
 	clu    clusterJoin
 	sig    *signaling.Server
 	web    *webServer
+	// turn is the embedded TURN server (nil: off); turnKey keys its
+	// credentials.
+	turn    *turnserver.Server
+	turnKey []byte
 }
 
 // New checks cfg and returns an App that has not started anything yet.
@@ -94,20 +99,30 @@ func (a *App) start() error {
 	// Bind the HTTP port before starting anything heavier, so a port in
 	// use fails at once with the plainest possible error.
 	var err error
-	if a.web, err = listen(a.cfg.HTTP, a.log); err != nil {
+	if a.web, err = listen(a.cfg.HTTP, a.cfg.TLSCert, a.cfg.TLSKey, a.log); err != nil {
 		return err
+	}
+	if a.cfg.SinglePort {
+		a.web.mux = newPortMux(a.web.ln, a.web.tls, a.log.With().Str("component", "singleport").Logger())
 	}
 	if a.nats, err = startNATS(a.cfg, a.web.addr(), a.log); err != nil {
 		return err
 	}
 	a.engine, err = sfu.NewEngine(sfu.Config{
-		UDPPort:  a.cfg.UDPPort,
-		TCPPort:  a.cfg.TCPPort,
-		PublicIP: a.cfg.PublicIP,
-		Logger:   a.log.With().Str("component", "sfu").Logger(),
+		TCPListener: a.iceTCPListener(),
+		UDPPort:     a.cfg.UDPPort,
+		TCPPort:     a.cfg.TCPPort,
+		PublicIP:    a.cfg.PublicIP,
+		Logger:      a.log.With().Str("component", "sfu").Logger(),
+		// The TURN server starts after the engine (it needs the media
+		// addresses), before any client can connect.
+		RelayTransport: a.relayTransport,
 	})
 	if err != nil {
 		return fmt.Errorf("app: media engine: %w", err)
+	}
+	if err := a.startTURN(); err != nil {
+		return err
 	}
 	if a.sig, err = a.newSignaling(); err != nil {
 		return err
@@ -125,22 +140,30 @@ func (a *App) loadSigner() error {
 		if secret, err = auth.LoadOrCreateSecret(a.cfg.SecretPath()); err != nil {
 			return fmt.Errorf("app: secret: %w", err)
 		}
+		if err := auth.CheckSecretMode(a.cfg.SecretPath()); err != nil {
+			a.log.Warn().Err(err).Msg("the token secret can be read by other users of this machine, who could then mint any token")
+		}
 	}
 	signer, err := auth.NewSigner(secret)
 	if err != nil {
 		return fmt.Errorf("app: secret: %w", err)
 	}
 	a.signer = signer
+	a.turnKey = turnSecret(secret)
 	return nil
 }
 
 func (a *App) newSignaling() (*signaling.Server, error) {
 	reg := prometheus.NewRegistry()
-	for _, c := range []prometheus.Collector{
+	cs := []prometheus.Collector{
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		newNodeCollector(a),
-	} {
+	}
+	if a.turn != nil {
+		cs = append(cs, newTURNCollector(a.turn))
+	}
+	for _, c := range cs {
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("app: metrics: %w", err)
 		}
@@ -157,6 +180,11 @@ func (a *App) newSignaling() (*signaling.Server, error) {
 		InviteTTL:          a.cfg.InviteTTL,
 		MaxStudents:        a.cfg.MaxStudents,
 		MetricsClassLabels: a.cfg.MetricsClassLabels,
+		Limits:             signalingLimits(a.cfg.Limits),
+		PublicURL:          a.cfg.PublicURL,
+		// Only trusted proxies' forwarded headers are believed.
+		TrustedProxies: a.cfg.TrustedPrefixes(),
+		TURN:           a.iceSource(),
 		Recording: signaling.RecordingOptions{
 			Dir: a.recordingsDir(), All: a.cfg.Record,
 			Retention: a.cfg.RecordingRetention.Duration(), LinkTTL: a.cfg.LinkTTL(),
@@ -166,6 +194,18 @@ func (a *App) newSignaling() (*signaling.Server, error) {
 		return nil, fmt.Errorf("app: signaling: %w", err)
 	}
 	return sig, nil
+}
+
+// signalingLimits hands the configured limits to signaling.
+func signalingLimits(l config.Limits) signaling.Limits {
+	return signaling.Limits{
+		WHEPPerToken: l.WHEPPerToken,
+		ChatRate:     float64(l.ChatRate), ChatBurst: l.ChatBurst,
+		ClassChatRate:   float64(l.ClassChatRate),
+		FloodCooldown:   l.FloodCooldown,
+		NoFloodCooldown: l.FloodCooldown == 0,
+		JoinRateInvite:  float64(l.JoinRateInvite), JoinRateIP: float64(l.JoinRateIP),
+	}
 }
 
 // ready is the readiness check handed to signaling for /readyz.
@@ -218,6 +258,9 @@ func (a *App) teardown(ctx context.Context) error {
 		errs = append(errs, a.web.shutdown(ctx))
 	}
 	errs = append(errs, a.clu.stop())
+	if a.turn != nil {
+		errs = append(errs, a.turn.Close())
+	}
 	if a.engine != nil {
 		errs = append(errs, a.engine.Close())
 	}
@@ -252,6 +295,27 @@ func (a *App) Addr() *net.TCPAddr {
 	}
 	return a.web.addr()
 }
+
+// iceTCPListener is the HTTP port's ICE-TCP side in single-port mode,
+// nil otherwise (the engine listens on its own TCP port).
+func (a *App) iceTCPListener() net.Listener {
+	if a.web.mux == nil {
+		return nil
+	}
+	return a.web.mux.ice
+}
+
+// iceSource is the TURN server as signaling sees it (a nil interface,
+// not a typed nil, when TURN is off).
+func (a *App) iceSource() signaling.ICESource {
+	if a.turn == nil {
+		return nil
+	}
+	return a.turn
+}
+
+// TURN is the embedded TURN server, nil when off.
+func (a *App) TURN() *turnserver.Server { return a.turn }
 
 // Signer mints and verifies tokens under the node's secret.
 func (a *App) Signer() *auth.Signer { return a.signer }

@@ -295,3 +295,24 @@ func TestReadyzFollowsNATS(t *testing.T) {
 	code, _ = get(t, a.BaseURL()+"/healthz")
 	require.Equal(t, http.StatusOK, code, "the process itself is healthy")
 }
+
+// A secret file that other users can read is used, with a warning; one
+// that only its owner reads gets none.
+func TestSecretFileModeWarning(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		mode os.FileMode
+		warn bool
+	}{{0o644, true}, {0o640, true}, {0o600, false}} {
+		cfg := testConfig(t)
+		cfg.SecretFile = filepath.Join(t.TempDir(), "secret")
+		require.NoError(t, os.WriteFile(cfg.SecretFile, []byte(strings.Repeat("s", 40)), tc.mode))
+		require.NoError(t, os.Chmod(cfg.SecretFile, tc.mode)) // past the umask
+		var logs syncBuffer
+		a := &App{cfg: cfg, log: zerolog.New(&logs)}
+		require.NoError(t, a.loadSigner())
+		require.NotNil(t, a.signer)
+		warned := strings.Contains(logs.String(), `"level":"warn"`) && strings.Contains(logs.String(), "chmod 600")
+		require.Equal(t, tc.warn, warned, "mode %04o: %s", tc.mode, logs.String())
+	}
+}

@@ -3,6 +3,7 @@ package app
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log"
@@ -27,32 +28,56 @@ const (
 // webServer is the HTTP listener and its server.
 type webServer struct {
 	ln     net.Listener
+	tls    *tls.Config // nil: plain HTTP
+	mux    *portMux    // single-port mode: ln is shared (singleport.go)
 	srv    *http.Server
 	served chan struct{} // closed when Serve returns; nil until serve
 	log    zerolog.Logger
+	// headerTimeout bounds the arrival of a request's headers
+	// (readHeaderTimeout; tests shorten it).
+	headerTimeout time.Duration
 }
 
-func listen(addr string, log zerolog.Logger) (*webServer, error) {
+// listen binds the HTTP port; with a certificate and key it will serve
+// HTTPS.
+func listen(addr, cert, key string, log zerolog.Logger) (*webServer, error) {
+	var tc *tls.Config
+	if cert != "" {
+		kp, err := tls.LoadX509KeyPair(cert, key)
+		if err != nil {
+			return nil, fmt.Errorf("app: HTTPS certificate: %w", err)
+		}
+		tc = &tls.Config{Certificates: []tls.Certificate{kp}, MinVersion: tls.VersionTLS12,
+			NextProtos: []string{"http/1.1"}}
+	}
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return nil, fmt.Errorf("app: HTTP: %w", err)
 	}
-	return &webServer{ln: ln, log: log.With().Str("component", "http").Logger()}, nil
+	return &webServer{ln: ln, tls: tc, log: log.With().Str("component", "http").Logger(), headerTimeout: readHeaderTimeout}, nil
 }
 
 // serve starts serving h in a goroutine that ends with shutdown.
 func (w *webServer) serve(h http.Handler) {
 	w.srv = &http.Server{
 		Handler:           h,
-		ReadHeaderTimeout: readHeaderTimeout,
+		ReadHeaderTimeout: w.headerTimeout,
 		IdleTimeout:       idleTimeout,
 		MaxHeaderBytes:    maxHeaderBytes,
 		ErrorLog:          log.New(errorLogWriter{w.log}, "", 0),
 	}
 	w.served = make(chan struct{})
+	ln := w.ln
+	switch {
+	case w.mux != nil:
+		ln = w.mux.http // TLS, if any, is handled as the connection is sniffed
+	case w.tls != nil:
+		w.srv.TLSConfig = w.tls
+		ln = tls.NewListener(ln, w.tls)
+	}
 	go func() {
 		defer close(w.served)
-		if err := w.srv.Serve(w.ln); !errors.Is(err, http.ErrServerClosed) {
+		if err := w.srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
 			w.log.Error().Err(err).Msg("HTTP server stopped")
 		}
 	}()
@@ -61,14 +86,29 @@ func (w *webServer) serve(h http.Handler) {
 // shutdown stops accepting, waits for requests in flight until ctx ends,
 // then closes what is left.
 func (w *webServer) shutdown(ctx context.Context) error {
+	closeLn := w.ln.Close
+	if w.mux != nil {
+		closeLn = w.mux.close
+	}
 	if w.srv == nil {
-		return w.ln.Close()
+		return closeLn()
 	}
 	err := w.srv.Shutdown(ctx)
 	if err != nil {
 		err = errors.Join(fmt.Errorf("app: HTTP shutdown: %w", err), w.srv.Close())
 	}
 	<-w.served
+	if w.mux != nil {
+		err = errors.Join(err, ignoreClosed(w.mux.close()))
+	}
+	return err
+}
+
+// ignoreClosed drops the error of closing what is already closed.
+func ignoreClosed(err error) error {
+	if errors.Is(err, net.ErrClosed) {
+		return nil
+	}
 	return err
 }
 
@@ -86,7 +126,11 @@ func (w *webServer) url(dialable bool) string {
 			host = "127.0.0.1"
 		}
 	}
-	return "http://" + net.JoinHostPort(host, strconv.Itoa(a.Port))
+	scheme := "http://"
+	if w.tls != nil {
+		scheme = "https://"
+	}
+	return scheme + net.JoinHostPort(host, strconv.Itoa(a.Port))
 }
 
 // errorLogWriter puts net/http's own complaints (TLS handshakes, broken

@@ -40,6 +40,20 @@ func LoadOrCreateSecret(path string) ([]byte, error) {
 	return []byte(hexSecret), nil
 }
 
+// CheckSecretMode reports a secret file that users other than its owner
+// may read or write (any group or other permission bit), as an error
+// wrapping ErrSecretExposed: whoever reads the secret can mint any token.
+func CheckSecretMode(path string) error {
+	fi, err := os.Stat(path)
+	if err != nil {
+		return fmt.Errorf("auth: secret file: %w", err)
+	}
+	if perm := fi.Mode().Perm(); perm&0o077 != 0 {
+		return fmt.Errorf("%w: %s has mode %04o; run chmod 600 %s", ErrSecretExposed, path, perm, path)
+	}
+	return nil
+}
+
 func readSecret(path string) ([]byte, error) {
 	b, err := os.ReadFile(path)
 	if err != nil {

@@ -43,7 +43,10 @@ type Claims struct {
 	Title       string `json:"title,omitempty"`
 	Participant string `json:"sub"`
 	IssuedAt    int64  `json:"iat,omitempty"`
-	Expiry      int64  `json:"exp"`
+	// NotBefore: the token is refused before this time (RFC 7519
+	// section 4.1.5); 0: from the start.
+	NotBefore int64 `json:"nbf,omitempty"`
+	Expiry    int64 `json:"exp"`
 	// Invite marks a class invite link: it is exchanged for a personal
 	// student token (POST /api/join) and never joins a class itself.
 	Invite bool `json:"inv,omitempty"`
@@ -77,6 +80,12 @@ func (c Claims) Valid() bool {
 		return false
 	}
 	return c.Participant != "" && c.Expiry > 0 && len(c.Name) <= 64 && len(c.Title) <= 200
+}
+
+// ValidAt reports whether t is within the token's validity period:
+// not before nbf, before exp.
+func (c Claims) ValidAt(t time.Time) bool {
+	return t.Unix() < c.Expiry && t.Unix() >= c.NotBefore
 }
 
 // CoversRoom reports whether the token grants entry to room.
@@ -137,7 +146,8 @@ func (s *Signer) Mint(c Claims, ttl time.Duration) (string, error) {
 	return signing + "." + enc.EncodeToString(s.sign(signing)), nil
 }
 
-// Verify checks the token's form, algorithm, signature, expiry and claims.
+// Verify checks the token's form, algorithm, signature, validity period
+// (nbf and exp) and claims.
 func (s *Signer) Verify(token string) (Claims, error) {
 	var c Claims
 	if len(token) > 4096 {
@@ -169,8 +179,10 @@ func (s *Signer) Verify(token string) (Claims, error) {
 	if !c.Valid() {
 		return Claims{}, ErrClaims
 	}
-	if s.now().Unix() >= c.Expiry {
+	if now := s.now().Unix(); now >= c.Expiry {
 		return Claims{}, ErrExpired
+	} else if now < c.NotBefore {
+		return Claims{}, ErrNotYetValid
 	}
 	return c, nil
 }

@@ -85,6 +85,9 @@ type Options struct {
 	CPUProfile, MemProfile string
 
 	// Warmup is how long the publisher sends before the first student.
+	// It is 0 by default: students start joining as the teacher goes
+	// live, inside the first keyframe interval, which is when a class's
+	// students pile in.
 	Warmup time.Duration
 	// JoinTimeout bounds one student's join.
 	JoinTimeout time.Duration
@@ -100,7 +103,7 @@ func DefaultOptions() Options {
 		Transport: TransportWHEP, Publisher: PublishWHIP, Room: "bench",
 		SweepStart: 50, SweepStep: 50, SweepMax: 1000,
 		IVF: DefaultIVF, Ogg: DefaultOgg,
-		Warmup: 2500 * time.Millisecond, JoinTimeout: 20 * time.Second,
+		Warmup: 0, JoinTimeout: 20 * time.Second,
 		Logger: zerolog.Nop(),
 	}
 }
@@ -192,14 +195,14 @@ func (o *Options) flags(fs *flag.FlagSet) {
 	fs.StringVar(&o.JSON, "json", o.JSON, "write the report as JSON to this file")
 	fs.StringVar(&o.HTML, "html", o.HTML, "write the report as HTML with charts to this file")
 	fs.StringVar(&o.TeacherToken, "token", o.TeacherToken, "teacher token for --url (with --student-token)")
-	fs.StringVar(&o.StudentToken, "student-token", o.StudentToken, "student token for --url, shared by every student (WHEP)")
+	fs.StringVar(&o.StudentToken, "student-token", o.StudentToken, "student token for --url, shared by every student (WHEP; a Lectern server must allow as many sessions per token: --whep-sessions-per-token)")
 	fs.StringVar(&o.SecretFile, "secret-file", o.SecretFile, "file holding the server's token secret, to mint tokens for --url")
 	fs.StringVar(&o.Data, "data", o.Data, "the server's data directory, whose secret file mints tokens for --url")
 	fs.IntVar(&o.ServerPID, "server-pid", o.ServerPID, "with --url: a process on this machine whose CPU and memory to report")
 	fs.StringVar(&o.IVF, "ivf", o.IVF, "VP8 clip (IVF) to publish")
 	fs.StringVar(&o.Ogg, "ogg", o.Ogg, `Opus clip (Ogg, one packet per page) to publish; "" for no audio`)
 	fs.StringVar(&o.ServerBinary, "server-bin", o.ServerBinary, "lectern binary to run as the local server (default: this one)")
-	fs.DurationVar(&o.Warmup, "warmup", o.Warmup, "how long the teacher publishes before the first student joins")
+	fs.DurationVar(&o.Warmup, "warmup", o.Warmup, "how long the teacher publishes before the first student joins (0: students join as the teacher goes live)")
 	fs.DurationVar(&o.JoinTimeout, "join-timeout", o.JoinTimeout, "how long one student may take to join")
 	fs.Var(stringList{&o.ServerArgs}, "server-arg", "extra flag for the local server (repeatable), e.g. --server-arg=--log-level=error")
 	// Hidden: profiling the forwarding path.

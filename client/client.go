@@ -59,6 +59,9 @@ type Options struct {
 	// turn when the one given to Dial cannot be reached. Once joined, the
 	// welcome's list of live nodes extends them for Reconnect.
 	Nodes []string
+	// ICETransportPolicy of the peer connections: webrtc.ICETransportPolicyRelay
+	// uses only the welcome's TURN servers (zero: every candidate).
+	ICETransportPolicy webrtc.ICETransportPolicy
 }
 
 // Client is one participant's connection to a class.

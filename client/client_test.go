@@ -221,6 +221,7 @@ func TestServerErrorIs(t *testing.T) {
 		want error
 	}{
 		{"bad_request", ErrBadRequest},
+		{"rate_limited", ErrRateLimited},
 		{"unknown_type", ErrUnknownType},
 		{"forbidden", ErrForbidden},
 		{"not_found", ErrNotFound},

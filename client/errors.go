@@ -31,6 +31,9 @@ var (
 	ErrBadSDP      = errors.New("bad_sdp")
 	ErrConflict    = errors.New("conflict")
 	ErrInternal    = errors.New("internal")
+	// ErrRateLimited: chat faster than the participant's or the class's
+	// rate; the message was not relayed.
+	ErrRateLimited = errors.New("rate_limited")
 )
 
 var serverCodes = map[string]error{
@@ -41,6 +44,7 @@ var serverCodes = map[string]error{
 	"bad_sdp":      ErrBadSDP,
 	"conflict":     ErrConflict,
 	"internal":     ErrInternal,
+	"rate_limited": ErrRateLimited,
 }
 
 // ServerError is an `error` message from the server.

@@ -34,6 +34,9 @@ const (
 	TypeError              = "error"
 	TypeStats              = "stats"
 	TypeQuality            = "quality"
+	// TypeParticipantConnection (to teachers and operators): how a
+	// participant's media reaches the node.
+	TypeParticipantConnection = "participant_connection"
 )
 
 // Stream labels.
@@ -109,6 +112,20 @@ type Welcome struct {
 	Nodes []string `json:"nodes,omitempty"`
 	// Node is the id of the node that sent the welcome.
 	Node string `json:"node,omitempty"`
+	// ICEServers configure the client's peer connections: the node's TURN
+	// server with this participant's credentials, when it runs one.
+	ICEServers []ICEServer `json:"ice_servers,omitempty"`
+	// Connections are the participants' paths (ParticipantConnection),
+	// in a teacher's or operator's welcome only.
+	Connections map[string]string `json:"connections,omitempty"`
+}
+
+// ParticipantConnection is how a participant's newest peer connection
+// reaches the node: the client's candidate type and its transport, e.g.
+// "host/udp", "host/tcp", "relay/tls".
+type ParticipantConnection struct {
+	ID         string `json:"id"`
+	Connection string `json:"connection"`
 }
 
 // Redirect sends the client to another node: the server closes with
@@ -191,8 +208,8 @@ type statsData struct {
 
 // Event is one message received from the server. Data holds the decoded
 // payload: *Welcome, *Offer, *Answer, *ICE, *Stream, *StreamRef, *Live,
-// *Participant, *ParticipantRef, *Chat, *Reason, *Redirect or
-// *ServerError, by Type.
+// *Participant, *ParticipantRef, *Chat, *Reason, *Redirect,
+// *ParticipantConnection or *ServerError, by Type.
 type Event struct {
 	Type string
 	RID  string
@@ -232,6 +249,8 @@ func decodeEvent(env envelope) (Event, error) {
 		target = &ServerError{}
 	case TypeQuality:
 		target = &Quality{}
+	case TypeParticipantConnection:
+		target = &ParticipantConnection{}
 	default:
 		ev.Data = env.Data
 		return ev, nil

@@ -134,7 +134,7 @@ func (c *Client) Publish(ctx context.Context, label string, tracks []webrtc.Trac
 
 func (c *Client) newPublication(label string, tracks []webrtc.TrackLocal) (*Publication, webrtc.SessionDescription, error) {
 	var none webrtc.SessionDescription
-	pc, err := c.api.NewPeerConnection(webrtc.Configuration{})
+	pc, err := c.api.NewPeerConnection(c.rtcConfig())
 	if err != nil {
 		return nil, none, fmt.Errorf("client: peer connection: %w", err)
 	}

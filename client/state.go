@@ -26,12 +26,13 @@ type state struct {
 	live         bool
 	chat         []Chat
 	errors       []RequestError
-	reason       string // of removed or shutdown
-	quality      map[string]string
+	reason       string            // of removed or shutdown
+	quality      map[string]string // participant id -> verdict (teachers and operators)
+	connections  map[string]string // participant id -> path (teachers and operators)
 }
 
 func newState() state {
-	return state{participants: map[string]Participant{}, streams: map[string]Stream{}}
+	return state{participants: map[string]Participant{}, streams: map[string]Stream{}, connections: map[string]string{}}
 }
 
 // handle updates the state and drives the peer connections for one event.
@@ -75,6 +76,9 @@ func (c *Client) onWelcome(w *Welcome) {
 		c.state.streams[s.Stream] = s
 	}
 	c.state.chat = append(c.state.chat, w.Chat...)
+	for id, path := range w.Connections {
+		c.state.connections[id] = path
+	}
 	if len(w.Nodes) > 0 {
 		c.nodes = normalizeAll(w.Nodes)
 	}
@@ -109,6 +113,8 @@ func (s *state) apply(ev Event) {
 		s.reason = d.Reason
 	case *Quality:
 		s.quality = d.Participants
+	case *ParticipantConnection:
+		s.connections[d.ID] = d.Connection
 	}
 }
 
@@ -171,6 +177,18 @@ func (c *Client) LowerHand(id string) error { return c.moderate(TypeLowerHand, i
 
 func (c *Client) moderate(typ, id string) error {
 	return c.send(typ, c.newRID(typ), ParticipantRef{ID: id})
+}
+
+// Connections are the participants' paths the server told this teacher
+// or operator of, by participant id.
+func (c *Client) Connections() map[string]string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	out := make(map[string]string, len(c.state.connections))
+	for id, p := range c.state.connections {
+		out[id] = p
+	}
+	return out
 }
 
 // Welcome is the server's welcome message.

@@ -142,7 +142,7 @@ func (c *Client) subscribe(o *Offer) {
 
 func (s *Subscription) start(sdp string) error {
 	c := s.c
-	pc, err := c.api.NewPeerConnection(webrtc.Configuration{})
+	pc, err := c.api.NewPeerConnection(c.rtcConfig())
 	if err != nil {
 		return err
 	}

@@ -69,8 +69,10 @@ type Config struct {
 	// NodeID names this node in the cluster; "" derives it from the host
 	// name and the HTTP port (DeriveNodeID).
 	NodeID string `yaml:"node_id"`
-	// PublicURL is the base URL other nodes send clients to when they
-	// redirect them here; "" derives it from the bound HTTP address.
+	// PublicURL is the base URL clients reach this node at: other nodes
+	// send clients there when they redirect them here, and an https://
+	// one marks the replay cookie Secure; "" derives it from the bound
+	// HTTP address.
 	PublicURL string `yaml:"public_url"`
 	// MaxStudents is how many students this node takes before it sends
 	// new ones to another node (0: no limit).
@@ -111,6 +113,10 @@ type Config struct {
 
 	// Recording: record, recording_retention, recording_link_ttl (recording.go).
 	Recording `yaml:",inline"`
+	// Limits: per-client and per-token limits, trusted proxies (limits.go).
+	Limits `yaml:",inline"`
+	// Connectivity: HTTPS, single-port mode and TURN (turn.go).
+	Connectivity `yaml:",inline"`
 }
 
 // MaxMetricsClassLabels caps metrics_class_labels: beyond a few hundred
@@ -132,6 +138,8 @@ func Default() Config {
 		NATSClusterName: "lectern",
 		GCPercent:       10,
 		Recording:       DefaultRecording(),
+		Limits:          DefaultLimits(),
+		Connectivity:    DefaultConnectivity(),
 	}
 }
 
@@ -152,6 +160,8 @@ func (c Config) Validate() error {
 	c.validateNetwork(bad)
 	c.validateCluster(bad)
 	c.validateRecording(bad)
+	c.validateLimits(bad)
+	c.validateConnectivity(bad)
 	if c.Data == "" {
 		bad("data: must name a directory")
 	}
@@ -228,5 +238,14 @@ func (c Config) MarshalZerologObject(e *zerolog.Event) {
 		Str("nats_listen", c.NATSListen).Str("nats_cluster_listen", c.NATSClusterListen).
 		Strs("nats_routes", c.NATSRoutes).Str("nats_cluster_name", c.NATSClusterName).
 		Bool("record", c.Record).Stringer("recording_retention", c.RecordingRetention).
-		Stringer("recording_link_ttl", c.RecordingLinkTTL)
+		Stringer("recording_link_ttl", c.RecordingLinkTTL).
+		Int("whep_sessions_per_token", c.WHEPPerToken).Int("chat_rate", c.ChatRate).
+		Int("chat_burst", c.ChatBurst).Int("class_chat_rate", c.ClassChatRate).
+		Stringer("flood_cooldown", c.FloodCooldown).Int("join_rate_invite", c.JoinRateInvite).
+		Int("join_rate_ip", c.JoinRateIP).Strs("trusted_proxies", c.TrustedProxies).
+		Str("tls_cert", c.TLSCert).Bool("single_port", c.SinglePort).Bool("turn", c.TURN).
+		Int("turn_udp_port", c.TURNUDPPort).Int("turn_tcp_port", c.TURNTCPPort).Int("turn_tls_port", c.TURNTLSPort).
+		Int("turn_tls_public_port", c.TURNTLSPublicPort).
+		Str("turn_host", c.TURNHost).Str("turn_relay_ip", c.TURNRelayIP).Strs("turn_allow", c.TURNAllow).
+		Stringer("turn_credential_ttl", c.TURNCredentialTTL).Int("turn_max_allocations", c.TURNMaxAllocations)
 }

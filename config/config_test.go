@@ -117,7 +117,8 @@ func TestPrecedence(t *testing.T) {
 				ShutdownTimeout: 3 * time.Second, SecretFile: "/run/secret", Secret: strings.Repeat("s", 32),
 				NodeID: "edge-1", PublicURL: "https://edge-1.example.org", MaxStudents: 500, GCPercent: 40,
 				NATS: []string{"nats://10.0.0.2:4222", "tls://10.0.0.3:4222"}, NATSCreds: "/run/nats.creds",
-				NATSTLSCA: "/run/ca.pem", NATSTLSCert: "/run/c.pem", NATSTLSKey: "/run/k.pem", NATSClusterName: "school"}
+				NATSTLSCA: "/run/ca.pem", NATSTLSCert: "/run/c.pem", NATSTLSKey: "/run/k.pem", NATSClusterName: "school",
+				Limits: DefaultLimits(), Connectivity: DefaultConnectivity()}
 		}},
 		{"embedded cluster env", nil, []string{"LECTERN_NATS_LISTEN=127.0.0.1:4222",
 			"LECTERN_NATS_CLUSTER_LISTEN=10.0.0.5:6222", "LECTERN_NATS_ROUTES=nats-route://10.0.0.6:6222,nats-route://10.0.0.7:6222"},
@@ -136,7 +137,16 @@ func TestPrecedence(t *testing.T) {
 				ShutdownTimeout: time.Minute, SecretFile: "f",
 				NodeID: "n_2", PublicURL: "http://10.0.0.5:8080", MaxStudents: 7, GCPercent: 60,
 				NATSListen: ":4222", NATSClusterListen: ":6222", NATSRoutes: []string{"nats-route://a:6222", "nats://b:6222"},
-				NATSClusterName: "c1"}
+				NATSClusterName: "c1", Limits: DefaultLimits(), Connectivity: DefaultConnectivity()}
+		}},
+		{"connectivity", []string{"--single-port", "--turn", "--turn-tls-port", "-1", "--turn-allow", "10.20.0.0/16, 192.168.7.0/24",
+			"--turn-max-allocations", "6"}, []string{"LECTERN_TLS_CERT=/run/c.pem", "LECTERN_TLS_KEY=/run/k.pem",
+			"LECTERN_TURN_UDP_PORT=3479", "LECTERN_TURN_HOST=class.example.org", "LECTERN_TURN_CREDENTIAL_TTL=30m",
+			"LECTERN_TURN_RELAY_IP=10.0.0.5"}, func(c *Config) {
+			c.TLSCert, c.TLSKey, c.SinglePort, c.TURN = "/run/c.pem", "/run/k.pem", true, true
+			c.TURNUDPPort, c.TURNTLSPort, c.TURNHost, c.TURNRelayIP = 3479, -1, "class.example.org", "10.0.0.5"
+			c.TURNAllow = []string{"10.20.0.0/16", "192.168.7.0/24"}
+			c.TURNCredentialTTL, c.TURNMaxAllocations = 30*time.Minute, 6
 		}},
 		{"external nats flags", []string{"--nats", "nats://h1:4222,nats://h2:4222", "--nats-creds", "u.creds",
 			"--nats-tls-ca", "ca", "--nats-tls-cert", "c", "--nats-tls-key", "k"}, nil, func(c *Config) {

@@ -41,7 +41,7 @@ func (c *Config) fields() []field {
 		{"secret_file", "LECTERN_SECRET_FILE", "secret-file", "file holding the token secret, created if missing (empty: <data>/secret)", stringValue{&c.SecretFile}},
 		{"", "LECTERN_SECRET", "", "token signing secret, at least 32 bytes (overrides the secret file)", stringValue{&c.Secret}},
 		{"node_id", "LECTERN_NODE_ID", "node-id", "this node's name in the cluster (empty: host name and HTTP port)", stringValue{&c.NodeID}},
-		{"public_url", "LECTERN_PUBLIC_URL", "public-url", "base URL other nodes redirect clients to (empty: from the HTTP address)", stringValue{&c.PublicURL}},
+		{"public_url", "LECTERN_PUBLIC_URL", "public-url", "base URL clients reach this node at: other nodes redirect clients to it, and https:// marks the replay cookie Secure (empty: from the HTTP address)", stringValue{&c.PublicURL}},
 		{"max_students", "LECTERN_MAX_STUDENTS", "max-students", "students this node takes before sending new ones to another node (0: no limit)", intValue{&c.MaxStudents}},
 		{"gc_percent", "LECTERN_GC_PERCENT", "gc-percent", "garbage collector target, as Go's GOGC: heap growth in percent between collections (lower: less memory, more collecting)", intValue{&c.GCPercent}},
 		{"metrics_class_labels", "LECTERN_METRICS_CLASS_LABELS", "metrics-class-labels", "export per-class series in /metrics for at most this many of the node's largest classes (0: none)", intValue{&c.MetricsClassLabels}},
@@ -54,7 +54,7 @@ func (c *Config) fields() []field {
 		{"nats_cluster_listen", "LECTERN_NATS_CLUSTER_LISTEN", "nats-cluster-listen", "embedded NATS route listen address, e.g. 10.0.0.5:6222 (empty: no NATS cluster)", stringValue{&c.NATSClusterListen}},
 		{"nats_routes", "LECTERN_NATS_ROUTES", "nats-routes", "comma-separated routes to the other nodes' embedded NATS servers, e.g. nats-route://10.0.0.6:6222", listValue{&c.NATSRoutes}},
 		{"nats_cluster_name", "LECTERN_NATS_CLUSTER_NAME", "nats-cluster-name", "name of the embedded NATS cluster", stringValue{&c.NATSClusterName}},
-	}, c.recordingFields()...)
+	}, append(append(c.recordingFields(), c.limitsFields()...), c.connectivityFields()...)...)
 }
 
 type stringValue struct{ p *string }

@@ -176,7 +176,7 @@ func (c *Config) LoadYAML(r io.Reader) error {
 		return fmt.Errorf("%w: want one YAML document, found more", ErrFile)
 	}
 	// An empty sequence ("nats: []") is no list at all, as in Default.
-	for _, l := range []*[]string{&next.NATS, &next.NATSRoutes} {
+	for _, l := range []*[]string{&next.NATS, &next.NATSRoutes, &next.TrustedProxies, &next.TURNAllow} {
 		if len(*l) == 0 {
 			*l = nil
 		}

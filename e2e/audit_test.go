@@ -73,7 +73,7 @@ func (a *auditLines) has(t *testing.T, want map[string]any) (bool, string) {
 func TestAuditLog(t *testing.T) {
 	t.Parallel()
 	lines := &auditLines{}
-	srv := startServerLog(t, "tokens", zerolog.New(lines).Level(zerolog.WarnLevel).With().Timestamp().Logger())
+	srv := startServerLog(t, "tokens", zerolog.New(lines).Level(zerolog.WarnLevel).With().Timestamp().Logger(), nil)
 	room := newRoom()
 	teacherTok := srv.token(t, room, auth.RoleTeacher, "Ms Rivera")
 	teacher := srv.dial(t, teacherTok, client.Options{NoSubscribe: true})

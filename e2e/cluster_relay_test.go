@@ -39,6 +39,7 @@ func TestClusterRelay(t *testing.T) {
 	t.Run("moderation crosses nodes", func(t *testing.T) { testRemoteRemove(t, a, b, c) })
 	t.Run("a student invited on an edge publishes to every node", func(t *testing.T) { testEdgeStudentPublishes(t, a, b, c) })
 	t.Run("a WHEP viewer on an edge gets video", func(t *testing.T) { testWHEPOnEdge(t, a, b) })
+	t.Run("H.264 with no profile stated crosses to an edge", func(t *testing.T) { testProfilelessH264OnEdge(t, a, b) })
 	t.Run("relays both ways between two nodes, two of one class", func(t *testing.T) { testRelaysBothWays(t, a, b, c) })
 }
 
@@ -440,6 +441,21 @@ func testWHEPOnEdge(t *testing.T, a, b *node) {
 	status, _, _ := mediaHTTP(t, http.MethodDelete, b.base+resp.Header.Get("Location"), tok, "")
 	require.Equal(t, http.StatusOK, status)
 	waitMetric(t, b, "lectern_relays_in", 0)
+}
+
+// testProfilelessH264OnEdge: GStreamer publishes on A over WHIP as H.264
+// with no format parameters; a GStreamer player on B, served from B's
+// relay, decodes it.
+func testProfilelessH264OnEdge(t *testing.T, a, b *node) {
+	room := newRoom()
+	startGST(t, "gst_whip.py", a.base+"/whip/"+room, a.token(t, room, auth.RoleTeacher, "Encoder"), "20", "h264", "30").
+		line(t, "STATE connected", 30*time.Second)
+	player := startGST(t, "gst_whep.py", b.base+"/whep/"+room, b.token(t, room, auth.RoleStudent, "Player"), "3")
+	decoded := strings.Fields(player.line(t, "DECODED", 60*time.Second))
+	frames, _ := strconv.Atoi(decoded[1])
+	require.Greater(t, frames, 30, "frames decoded on the edge: %v", decoded)
+	require.Equal(t, []string{"320x240", "H264"}, decoded[2:])
+	require.Positive(t, metric(t, b, "lectern_relays_in"), "served from B's relay")
 }
 
 // offer returns the viewer's complete offer.

@@ -40,12 +40,17 @@ type server struct {
 // directory, and stops it when the test ends.
 func startServer(t *testing.T, authMode string) *server {
 	t.Helper()
-	return startServerLog(t, authMode, testLogger(t))
+	return startServerWith(t, authMode, nil)
 }
 
-// startServerLog is startServer with the node's logger given, and its
-// configuration changed by each of tweaks.
-func startServerLog(t *testing.T, authMode string, log zerolog.Logger, tweaks ...func(*config.Config)) *server {
+// startServerWith is startServer with edit applied to the configuration.
+func startServerWith(t *testing.T, authMode string, edit func(*config.Config)) *server {
+	t.Helper()
+	return startServerLog(t, authMode, testLogger(t), edit)
+}
+
+// startServerLog is startServerWith with the node's logger given.
+func startServerLog(t *testing.T, authMode string, log zerolog.Logger, edit func(*config.Config)) *server {
 	t.Helper()
 	cfg := config.Default()
 	cfg.HTTP = "127.0.0.1:0"
@@ -55,8 +60,8 @@ func startServerLog(t *testing.T, authMode string, log zerolog.Logger, tweaks ..
 	cfg.Data = t.TempDir()
 	cfg.Auth = authMode
 	cfg.LogLevel = "warn"
-	for _, tw := range tweaks {
-		tw(&cfg)
+	if edit != nil {
+		edit(&cfg)
 	}
 	require.NoError(t, cfg.Validate())
 	a, err := app.New(cfg, log)

@@ -180,7 +180,7 @@ func TestBadQualityStudent(t *testing.T) {
 // per-class series for its largest class only.
 func TestClassLabelsCapped(t *testing.T) {
 	t.Parallel()
-	srv := startServerLog(t, "tokens", testLogger(t), func(c *config.Config) { c.MetricsClassLabels = 1 })
+	srv := startServerWith(t, "tokens", func(c *config.Config) { c.MetricsClassLabels = 1 })
 	big, small := newRoom(), newRoom()
 	for i, room := range []string{big, big, small} {
 		srv.dial(t, srv.token(t, room, auth.RoleStudent, fmt.Sprintf("Student %d", i)), client.Options{NoSubscribe: true})

@@ -96,6 +96,8 @@ type whepViewer struct {
 	url      string
 	packets  [3]atomic.Int64 // by webrtc.RTPCodecType
 	firstKey atomic.Int32    // 1: the first video packet was a keyframe, -1: it was not
+	keyAt    atomic.Int64    // when the first keyframe began, in Unix nanoseconds
+	upAt     atomic.Int64    // when the connection first came up, in Unix nanoseconds
 	wg       sync.WaitGroup
 }
 
@@ -111,8 +113,19 @@ func watchWHEP(t *testing.T, srv *server, room, token string) *whepViewer {
 // the packets of each, not yet negotiated.
 func newWHEPViewer(t *testing.T) *whepViewer {
 	t.Helper()
-	v := &whepViewer{pc: loopbackPC(t)}
+	return newWHEPViewerOn(t, loopbackPC(t))
+}
+
+// newWHEPViewerOn is newWHEPViewer on a peer connection of the caller's.
+func newWHEPViewerOn(t *testing.T, pc *webrtc.PeerConnection) *whepViewer {
+	t.Helper()
+	v := &whepViewer{pc: pc}
 	t.Cleanup(func() { _ = v.pc.Close(); v.wg.Wait() })
+	v.pc.OnConnectionStateChange(func(s webrtc.PeerConnectionState) {
+		if s == webrtc.PeerConnectionStateConnected {
+			v.upAt.CompareAndSwap(0, time.Now().UnixNano())
+		}
+	})
 	for _, k := range []webrtc.RTPCodecType{webrtc.RTPCodecTypeAudio, webrtc.RTPCodecTypeVideo} {
 		_, err := v.pc.AddTransceiverFromKind(k, webrtc.RTPTransceiverInit{Direction: webrtc.RTPTransceiverDirectionRecvonly})
 		require.NoError(t, err)
@@ -131,6 +144,9 @@ func newWHEPViewer(t *testing.T) *whepViewer {
 					key = 1
 				}
 				v.firstKey.Store(key)
+			}
+			if tr.Kind() == webrtc.RTPCodecTypeVideo && v.keyAt.Load() == 0 && sfu.IsKeyframe(tr.Codec().MimeType, p.Payload) {
+				v.keyAt.Store(time.Now().UnixNano())
 			}
 			v.packets[tr.Kind()].Add(1)
 		}

@@ -36,7 +36,7 @@ var supportedCodecs = [...]codecSpec{
 	// Matroska stores H.264 as length-prefixed NAL units with an avcC
 	// record (ISO/IEC 14496-15), which the AVC depacketizer produces.
 	{name: "H264", mime: webrtc.MimeTypeH264, codecID: "V_MPEG4/ISO/AVC", video: true,
-		newDepacketizer: func() rtp.Depacketizer { return &codecs.H264Packet{IsAVC: true} }, isKey: h264Key},
+		newDepacketizer: func() rtp.Depacketizer { return &codecs.H264Packet{IsAVC: true} }, isKey: h264Key, valid: h264Valid},
 	{name: "Opus", mime: webrtc.MimeTypeOpus, codecID: "A_OPUS", webm: true,
 		newDepacketizer: func() rtp.Depacketizer { return &codecs.OpusPacket{} }, isKey: func([]byte) bool { return true }},
 }
@@ -179,6 +179,18 @@ func h264Key(f []byte) bool {
 	return false
 }
 
+// h264Valid: the frame holds a coded slice (NAL types 1 to 5, H.264
+// 7.4.1.2). What is left of a frame whose slices were lost (an access unit
+// delimiter, an SEI) is no picture, and decoders refuse it.
+func h264Valid(f []byte) bool {
+	for _, n := range avcNALUs(f) {
+		if t := n[0] & 0x1f; t >= 1 && t <= 5 {
+			return true
+		}
+	}
+	return false
+}
+
 // avcConfig builds the AVCDecoderConfigurationRecord (ISO/IEC 14496-15
 // 5.2.4.1) Matroska wants as CodecPrivate, from the key frame's SPS and
 // PPS. It is nil when the key frame carries neither.
@@ -237,6 +249,7 @@ func trackEntry(c codecSpec, number uint64, key []byte) webm.TrackEntry {
 		w, h = av1Size(key)
 		e.CodecPrivate = av1Config(key)
 	case "H264":
+		w, h = avcSize(key)
 		e.CodecPrivate = avcConfig(key)
 	}
 	if w == 0 || h == 0 {

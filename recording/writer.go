@@ -298,7 +298,13 @@ func (w *writer) write(k int, f frame) {
 	if ms < 0 {
 		return // before the first key frame
 	}
-	if ms < w.lastOut || (w.wrote[k] && (ms < w.lastMS[k] || (k == 0 && ms == w.lastMS[k]))) {
+	if k != 0 && w.wrote[k] && ms == w.lastMS[k] {
+		// Two audio frames on one millisecond (a sender report moved the
+		// clock back a little): both are kept, in order, since decoders
+		// and muxers refuse a timestamp that does not increase.
+		ms++
+	}
+	if ms < w.lastOut || (w.wrote[k] && ms <= w.lastMS[k]) {
 		w.late++
 		if k == 0 {
 			f.in.st.waitKey = true

@@ -6,44 +6,43 @@ import (
 	"github.com/pion/webrtc/v4"
 )
 
-// matchCodec finds in list the codec c can be forwarded as: same MIME type
-// and clock rate, and for H.264 and VP9 the same profile (a decoder for
-// another profile may not decode the stream). It prefers an exact fmtp
-// match and falls back to the first codec with the MIME type.
+// matchCodec finds in list the codec c is best forwarded as: same MIME
+// type and clock rate, a receiver able to decode it (fmtpScore), and
+// of those the best fit (for H.264 the same profile first, h264Score);
+// ties go to the earlier codec, the receiver's preference.
 func matchCodec(c webrtc.RTPCodecParameters, list []webrtc.RTPCodecParameters) (webrtc.RTPCodecParameters, bool) {
-	var fallback *webrtc.RTPCodecParameters
+	best, bestScore := -1, -1
 	for i := range list {
 		l := &list[i]
 		if !strings.EqualFold(l.MimeType, c.MimeType) || l.ClockRate != c.ClockRate {
 			continue
 		}
-		if fmtpCompatible(c.MimeType, c.SDPFmtpLine, l.SDPFmtpLine) {
-			return *l, true
-		}
-		if fallback == nil {
-			fallback = l
+		if score := fmtpScore(c.MimeType, c.SDPFmtpLine, l.SDPFmtpLine); score > bestScore {
+			best, bestScore = i, score
 		}
 	}
-	if fallback != nil {
-		return *fallback, true
+	if best < 0 {
+		return webrtc.RTPCodecParameters{}, false
 	}
-	return webrtc.RTPCodecParameters{}, false
+	return list[best], true
 }
 
-// fmtpCompatible compares the format parameters that decide decodability:
-// H.264 packetization-mode and profile (RFC 6184 8.1: profile_idc and the
-// constraint flags; the level may differ), VP9 profile-id.
-func fmtpCompatible(mime, a, b string) bool {
-	pa, pb := parseFmtp(a), parseFmtp(b)
+// fmtpScore ranks how well a receiver with format parameters b fits a
+// stream described by a: -1 when it cannot decode it, otherwise higher is
+// better. For H.264 the packetization mode must allow the stream's
+// packets and any profile is forwarded, the closest first (h264Score);
+// for VP9 the profile-id must be the same (a profile 0 decoder cannot
+// decode 10-bit profile 2, RFC 9628 6).
+func fmtpScore(mime, a, b string) int {
 	switch {
 	case strings.EqualFold(mime, webrtc.MimeTypeH264):
-		pla, plb := pa["profile-level-id"], pb["profile-level-id"]
-		return orDefault(pa["packetization-mode"], "0") == orDefault(pb["packetization-mode"], "0") &&
-			len(pla) >= 4 && len(plb) >= 4 && strings.EqualFold(pla[:4], plb[:4])
+		return h264Score(parseFmtp(a), parseFmtp(b))
 	case strings.EqualFold(mime, webrtc.MimeTypeVP9):
-		return orDefault(pa["profile-id"], "0") == orDefault(pb["profile-id"], "0")
+		if orDefault(parseFmtp(a)["profile-id"], "0") != orDefault(parseFmtp(b)["profile-id"], "0") {
+			return -1
+		}
 	}
-	return true
+	return 0
 }
 
 func parseFmtp(line string) map[string]string {

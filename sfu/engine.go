@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/netip"
 	"runtime"
 	"strconv"
 	"sync"
@@ -43,6 +44,14 @@ type Config struct {
 	// PionLogLevel is the lowest level of pion's own logs that reaches
 	// Logger: a zerolog level name ("debug", "warn", ...). Empty means warn.
 	PionLogLevel string
+	// RelayTransport names the transport ("udp", "tcp", "tls") a client
+	// reaches the TURN relay address addr over, "" if the address is not
+	// the node's own TURN server's; nil: relays are reported as udp.
+	RelayTransport func(addr netip.AddrPort) string
+	// TCPListener, when set, carries ICE-TCP instead of a listener on
+	// TCPPort: connections another listener found to be RFC 4571 framed
+	// STUN (single-port mode). The engine closes it.
+	TCPListener net.Listener
 }
 
 // validate checks the config and parses PublicIP (nil when unset).
@@ -92,6 +101,9 @@ type Engine struct {
 	audio                    []webrtc.RTPCodecParameters
 	stats                    counters
 	trackSeq                 atomic.Uint64
+	loopback                 bool // the node is on loopback: so may clients be (candidates.go)
+	paths                    pathCounts
+	relayTransport           func(netip.AddrPort) string
 
 	mu     sync.Mutex
 	closed bool
@@ -109,10 +121,11 @@ func NewEngine(cfg Config) (*Engine, error) {
 		level, _ = zerolog.ParseLevel(cfg.PionLogLevel)
 	}
 	lf := newLoggerFactory(cfg.Logger, level)
-	e := &Engine{log: cfg.Logger, pool: newPacketPool(), peers: map[peer]struct{}{}}
+	e := &Engine{log: cfg.Logger, pool: newPacketPool(), peers: map[peer]struct{}{}, relayTransport: cfg.RelayTransport}
 	e.video, e.audio = engineCodecs()
 
 	n := planNetwork(publicIP)
+	e.loopback = n.loopback
 	udp, err := net.ListenUDP(n.udpNet, &net.UDPAddr{IP: n.bind, Port: cfg.UDPPort})
 	if err != nil {
 		return nil, fmt.Errorf("sfu: listen ICE UDP: %w", err)
@@ -123,14 +136,9 @@ func NewEngine(cfg Config) (*Engine, error) {
 	e.udpConn = newBatchConn(udp)
 	e.udpConn.tap = e.taps.tap
 	e.udpMux = webrtc.NewICEUDPMux(lf.NewLogger("udpmux"), e.udpConn)
-	if cfg.TCPPort >= 0 {
-		tcp, err := net.ListenTCP(n.tcpNet, &net.TCPAddr{IP: n.bind, Port: cfg.TCPPort})
-		if err != nil {
-			_ = e.udpMux.Close()
-			return nil, fmt.Errorf("sfu: listen ICE TCP: %w", err)
-		}
-		e.tcpAddr = tcp.Addr().(*net.TCPAddr)
-		e.tcpMux = webrtc.NewICETCPMux(lf.NewLogger("tcpmux"), tcp, 32)
+	if err := e.listenTCP(cfg, n, lf); err != nil {
+		_ = e.udpMux.Close()
+		return nil, err
 	}
 	if err := e.buildAPI(lf, n, publicIP); err != nil {
 		_ = e.closeSockets()
@@ -141,6 +149,30 @@ func NewEngine(cfg Config) (*Engine, error) {
 	go e.reportLoop()
 	e.log.Info().Stringer("udp", e.udpAddr).Str("public_ip", cfg.PublicIP).Msg("media engine listening")
 	return e, nil
+}
+
+// listenTCP opens the ICE-TCP mux: on cfg.TCPListener when given, else
+// on its own port unless ICE-TCP is off.
+func (e *Engine) listenTCP(cfg Config, n netPlan, lf *loggerFactory) error {
+	ln := cfg.TCPListener
+	if ln == nil {
+		if cfg.TCPPort < 0 {
+			return nil
+		}
+		tcp, err := net.ListenTCP(n.tcpNet, &net.TCPAddr{IP: n.bind, Port: cfg.TCPPort})
+		if err != nil {
+			return fmt.Errorf("sfu: listen ICE TCP: %w", err)
+		}
+		ln = tcp
+	}
+	a, ok := ln.Addr().(*net.TCPAddr)
+	if !ok {
+		_ = ln.Close()
+		return fmt.Errorf("%w: ICE-TCP listener on %v", ErrBadConfig, ln.Addr())
+	}
+	e.tcpAddr = a
+	e.tcpMux = webrtc.NewICETCPMux(lf.NewLogger("tcpmux"), ln, 32)
+	return nil
 }
 
 // buildAPI configures the pion APIs: api for publishers (the full
@@ -361,13 +393,34 @@ func (e *Engine) nextTrackID(kind webrtc.RTPCodecType) TrackID {
 	return TrackID(kind.String() + "-" + strconv.FormatUint(e.trackSeq.Add(1), 10))
 }
 
-// engineCodec is the engine's own registration of a published codec, used
-// as the codec preference of the subscriber's transceiver.
-func (e *Engine) engineCodec(c webrtc.RTPCodecParameters, kind webrtc.RTPCodecType) (webrtc.RTPCodecParameters, bool) {
+// offerCodecs lists the engine's registrations that can carry a published
+// codec, the best fit first (fmtpScore): the codec preferences of a
+// subscriber's transceiver. The SFU cannot transcode, so no other codec is
+// offered; but an H.264 stream is offered under every profile a browser
+// may list, since browsers decode any profile and do not all list High
+// (Debian's Chromium receives 42001f, 42e01f, 4d001f and f4001f only):
+// the answer keeps those the browser has, and the down track goes as the
+// closest of them (DownTrack.Bind).
+func (e *Engine) offerCodecs(c webrtc.RTPCodecParameters, kind webrtc.RTPCodecType) []webrtc.RTPCodecParameters {
+	list := e.audio
 	if kind == webrtc.RTPCodecTypeVideo {
-		return matchCodec(c, e.video)
+		list = e.video
 	}
-	return matchCodec(c, e.audio)
+	var out []webrtc.RTPCodecParameters
+	for {
+		best, ok := matchCodec(c, list)
+		if !ok {
+			return out
+		}
+		out = append(out, best)
+		rest := make([]webrtc.RTPCodecParameters, 0, len(list))
+		for _, l := range list {
+			if l.PayloadType != best.PayloadType {
+				rest = append(rest, l)
+			}
+		}
+		list = rest
+	}
 }
 
 // waitGathering waits for ICE gathering to complete, so the description

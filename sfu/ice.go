@@ -17,13 +17,13 @@ import (
 // RestartICE restarts the publisher's ICE session with the client's new
 // credentials and returns the server's new answer.
 func (p *Publisher) RestartICE(ufrag, pwd string) (webrtc.SessionDescription, error) {
-	return restartICE(p.pc, ufrag, pwd)
+	return restartICE(p.pc, p.gate, ufrag, pwd)
 }
 
 // RestartICE restarts the viewer's ICE session with the client's new
 // credentials and returns the server's new answer.
 func (v *Viewer) RestartICE(ufrag, pwd string) (webrtc.SessionDescription, error) {
-	return restartICE(v.pc, ufrag, pwd)
+	return restartICE(v.pc, v.gate, ufrag, pwd)
 }
 
 // RemoteICE returns the client's current ICE credentials.
@@ -55,7 +55,7 @@ func ICECredentials(sdp string) (ufrag, pwd string) {
 	return ufrag, pwd
 }
 
-func restartICE(pc *webrtc.PeerConnection, ufrag, pwd string) (webrtc.SessionDescription, error) {
+func restartICE(pc *webrtc.PeerConnection, gate *candidateGate, ufrag, pwd string) (webrtc.SessionDescription, error) {
 	var none webrtc.SessionDescription
 	if ufrag == "" || pwd == "" {
 		return none, fmt.Errorf("%w: an ICE restart needs ice-ufrag and ice-pwd", ErrBadSDP)
@@ -68,6 +68,8 @@ func restartICE(pc *webrtc.PeerConnection, ufrag, pwd string) (webrtc.SessionDes
 	if err := pc.SetRemoteDescription(offer); err != nil {
 		return none, fmt.Errorf("%w: %v", ErrBadSDP, err)
 	}
+	gate.reset() // the old session's candidates are gone
+
 	answer, err := pc.CreateAnswer(nil)
 	if err != nil {
 		return none, fmt.Errorf("sfu: create answer: %w", err)

@@ -52,16 +52,35 @@ type pionLogger struct {
 	level zerolog.Level
 }
 
-// demote turns pion warnings that describe Lectern's normal operation into
-// debug lines, so that a warning in the log always means something: the
-// ICE UDP socket binds the unspecified address on purpose (one port for
-// every interface), and a peer connection closing while pion still accepts
-// its streams is an ordinary race of teardown.
+// routineWarnings are the beginnings of pion warnings that describe
+// Lectern's normal operation: the ICE UDP socket binds the unspecified
+// address on purpose (one port for every interface); the rest is what a
+// peer connection says when it closes before it connected (a WHEP or WHIP
+// client that gave up, a session refused or deleted at once), or while
+// pion still accepts its streams: ordinary teardown, once per session.
+// Each is a beginning and, when not empty, words the message must also
+// hold.
+var routineWarnings = []struct{ prefix, holds string }{
+	{"UDPMuxDefault should not listening on unspecified address", ""},
+	{"Failed to accept RTP", ""},
+	{"Failed to accept RTCP", ""},
+	{"Failed to start manager: connecting canceled by caller", ""},
+	{"Failed to ping without candidate pairs", ""},
+	{"undeclaredMediaProcessor failed to open Srtp", "has not started"},
+	{"undeclaredMediaProcessor failed to open Srtcp", "has not started"},
+	{"Failed to read from candidate", "closed pipe"},
+}
+
+// demote turns routineWarnings into debug lines, so that a warning in the
+// log always means something.
 func demote(lvl zerolog.Level, msg string) zerolog.Level {
-	if lvl == zerolog.WarnLevel &&
-		(strings.HasPrefix(msg, "UDPMuxDefault should not listening on unspecified address") ||
-			strings.HasPrefix(msg, "Failed to accept RTP")) {
-		return zerolog.DebugLevel
+	if lvl != zerolog.WarnLevel {
+		return lvl
+	}
+	for _, w := range routineWarnings {
+		if strings.HasPrefix(msg, w.prefix) && strings.Contains(msg, w.holds) {
+			return zerolog.DebugLevel
+		}
 	}
 	return lvl
 }

@@ -64,7 +64,7 @@ func (e *Engine) supportedIn(m *sdp.MediaDescription, kind webrtc.RTPCodecType) 
 	}
 	var out []webrtc.RTPCodecParameters
 	for _, c := range sectionCodecs(m) {
-		if mc, ok := matchCodec(c, engine); ok && fmtpCompatible(c.MimeType, c.SDPFmtpLine, mc.SDPFmtpLine) {
+		if _, ok := matchCodec(c, engine); ok {
 			out = append(out, c)
 		}
 	}

@@ -35,6 +35,8 @@ type PublisherConfig struct {
 	// OnClose is called once when the peer connection fails or is closed
 	// by the remote side. It is not called when the owner calls Close.
 	OnClose func()
+	// OnPath is called when the connection is up, with the path it took.
+	OnPath func(Path)
 }
 
 // Publisher is an incoming one-way peer connection: the client offers
@@ -46,6 +48,8 @@ type Publisher struct {
 	log       zerolog.Logger
 	streamID  StreamID
 	expected  int
+	gate      *candidateGate // nil for pullers
+	path      pathSlot       // counts nothing for pullers
 	described atomic.Bool
 	closeOnce sync.Once
 	wg        sync.WaitGroup
@@ -69,7 +73,8 @@ func (e *Engine) NewPublisher(offer webrtc.SessionDescription, cfg PublisherConf
 	if err != nil {
 		return nil, none, fmt.Errorf("sfu: new peer connection: %w", err)
 	}
-	p := &Publisher{e: e, pc: pc, cfg: cfg, log: cfg.Logger, streamID: cfg.StreamID, expected: expected}
+	p := &Publisher{e: e, pc: pc, cfg: cfg, log: cfg.Logger, streamID: cfg.StreamID, expected: expected, gate: e.newGate(),
+		path: pathSlot{e: e}}
 	if p.streamID == "" {
 		p.streamID = StreamID("stream-" + strconv.FormatUint(e.trackSeq.Add(1), 10))
 	}
@@ -93,6 +98,7 @@ func (e *Engine) NewPublisher(offer webrtc.SessionDescription, cfg PublisherConf
 // answer applies the offer and returns the complete answer.
 func (p *Publisher) answer(offer webrtc.SessionDescription) (webrtc.SessionDescription, error) {
 	var none webrtc.SessionDescription
+	offer.SDP = p.gate.filterSDP(offer.SDP)
 	if err := p.pc.SetRemoteDescription(offer); err != nil {
 		return none, fmt.Errorf("%w: %v", ErrBadSDP, err)
 	}
@@ -188,6 +194,9 @@ func (p *Publisher) Tracks() []*Track {
 
 // AddICECandidate adds a remote (trickled) candidate.
 func (p *Publisher) AddICECandidate(c webrtc.ICECandidateInit) error {
+	if !p.gate.admitInit(c) {
+		return nil // dropped: see candidateGate
+	}
 	if err := p.pc.AddICECandidate(c); err != nil {
 		return fmt.Errorf("%w: %v", ErrBadCandidate, err)
 	}
@@ -208,11 +217,37 @@ func (p *Publisher) onTrack(remote *webrtc.TrackRemote, recv *webrtc.RTPReceiver
 		codec: remote.Codec(), kind: remote.Kind(), ssrc: uint32(remote.SSRC()),
 		src: remote, rtcp: p.pc.WriteRTCP, log: p.log, stats: &p.e.stats, pool: p.e.pool,
 	})
-	p.tracks = append(p.tracks, t)
 	p.wg.Add(3)
 	go func() { defer p.wg.Done(); t.run() }()
 	go func() { defer p.wg.Done(); drainRTCP(recv, t) }()
 	go func() { defer p.wg.Done(); t.keyLoop() }()
+	select {
+	case <-t.profiled:
+		p.mu.Unlock()
+		p.announce(t)
+	default:
+		// Published once its codec is known (Track.learnProfile).
+		p.wg.Add(1)
+		p.mu.Unlock()
+		go func() {
+			defer p.wg.Done()
+			select {
+			case <-t.profiled:
+				p.announce(t)
+			case <-t.done:
+			}
+		}()
+	}
+}
+
+// announce lists t among the publisher's tracks and calls OnTrack.
+func (p *Publisher) announce(t *Track) {
+	p.mu.Lock()
+	if p.closed {
+		p.mu.Unlock()
+		return
+	}
+	p.tracks = append(p.tracks, t)
 	p.mu.Unlock()
 	p.log.Debug().Str("track", string(t.id)).Str("codec", t.codec.MimeType).Msg("track published")
 	if p.cfg.OnTrack != nil {
@@ -247,7 +282,10 @@ func drainRTCP(recv *webrtc.RTPReceiver, t *Track) {
 // disconnected connection may recover (ICE keeps checking), so only
 // failed, which follows when it does not, ends it.
 func (p *Publisher) onState(s webrtc.PeerConnectionState) {
-	if s == webrtc.PeerConnectionStateFailed || s == webrtc.PeerConnectionStateClosed {
+	switch s {
+	case webrtc.PeerConnectionStateConnected:
+		p.path.report(p.pc, p.cfg.OnPath)
+	case webrtc.PeerConnectionStateFailed, webrtc.PeerConnectionStateClosed:
 		p.close(true)
 	}
 }
@@ -271,6 +309,7 @@ func (p *Publisher) close(remote bool) error {
 	p.mu.Lock()
 	p.closed = true
 	p.mu.Unlock()
+	p.path.release()
 	err := p.pc.Close()
 	p.wg.Wait() // the readers end their tracks: Done closes, sinks detach
 	p.e.forget(p)

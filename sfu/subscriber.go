@@ -22,6 +22,8 @@ type SubscriberConfig struct {
 	// OnClose is called once when the peer connection fails or is closed
 	// by the remote side. It is not called when the owner calls Close.
 	OnClose func()
+	// OnPath is called when the connection is up, with the path it took.
+	OnPath func(Path)
 }
 
 // Subscriber is an outgoing one-way peer connection: the server offers one
@@ -33,6 +35,8 @@ type Subscriber struct {
 	cfg       SubscriberConfig
 	log       zerolog.Logger
 	downs     []*DownTrack
+	gate      *candidateGate
+	path      pathSlot
 	described atomic.Bool
 	closeOnce sync.Once
 	wg        sync.WaitGroup
@@ -58,7 +62,7 @@ func (e *Engine) NewSubscriber(tracks []*Track, cfg SubscriberConfig) (*Subscrib
 	if err != nil {
 		return nil, none, fmt.Errorf("sfu: new peer connection: %w", err)
 	}
-	s := &Subscriber{e: e, pc: pc, out: out, cfg: cfg, log: cfg.Logger}
+	s := &Subscriber{e: e, pc: pc, out: out, cfg: cfg, log: cfg.Logger, gate: e.newGate(), path: pathSlot{e: e}}
 	out.needReaders = s.startReaders
 	out.lost = func() { go s.close(true) }
 	if err := e.register(s); err != nil {
@@ -101,8 +105,8 @@ func (s *Subscriber) offer(tracks []*Track) (webrtc.SessionDescription, error) {
 }
 
 func (s *Subscriber) addDownTrack(t *Track) error {
-	codec, ok := s.e.engineCodec(t.codec, t.kind)
-	if !ok {
+	codecs := s.e.offerCodecs(t.codec, t.kind)
+	if len(codecs) == 0 {
 		return fmt.Errorf("%w: %s", ErrUnsupportedCodec, t.codec.MimeType)
 	}
 	d := newDownTrack(t, &s.e.stats, s.log)
@@ -113,9 +117,9 @@ func (s *Subscriber) addDownTrack(t *Track) error {
 	if err != nil {
 		return fmt.Errorf("sfu: add transceiver: %w", err)
 	}
-	// Offer only the published codec: the SFU cannot transcode, so any
-	// other codec the client might pick would be undecodable.
-	if err := tr.SetCodecPreferences([]webrtc.RTPCodecParameters{codec}); err != nil {
+	// Offer only what carries the published codec (offerCodecs): the
+	// SFU cannot transcode, so any other codec would be undecodable.
+	if err := tr.SetCodecPreferences(codecs); err != nil {
 		return fmt.Errorf("%w: %v", ErrUnsupportedCodec, err)
 	}
 	s.downs = append(s.downs, d)
@@ -148,6 +152,7 @@ func (s *Subscriber) SetAnswer(answer webrtc.SessionDescription) error {
 	if answer.Type != webrtc.SDPTypeAnswer {
 		return fmt.Errorf("%w: expected an answer, got %s", ErrBadSDP, answer.Type)
 	}
+	answer.SDP = s.gate.filterSDP(answer.SDP)
 	if err := s.pc.SetRemoteDescription(answer); err != nil {
 		return fmt.Errorf("%w: %v", ErrBadSDP, err)
 	}
@@ -156,6 +161,9 @@ func (s *Subscriber) SetAnswer(answer webrtc.SessionDescription) error {
 
 // AddICECandidate adds a remote (trickled) candidate.
 func (s *Subscriber) AddICECandidate(c webrtc.ICECandidateInit) error {
+	if !s.gate.admitInit(c) {
+		return nil // dropped: see candidateGate
+	}
 	if err := s.pc.AddICECandidate(c); err != nil {
 		return fmt.Errorf("%w: %v", ErrBadCandidate, err)
 	}
@@ -169,6 +177,7 @@ func (s *Subscriber) onState(st webrtc.PeerConnectionState) {
 	switch st {
 	case webrtc.PeerConnectionStateConnected:
 		s.attach()
+		s.path.report(s.pc, s.cfg.OnPath)
 	case webrtc.PeerConnectionStateFailed, webrtc.PeerConnectionStateClosed:
 		s.close(true)
 	}
@@ -214,6 +223,7 @@ func (s *Subscriber) close(remote bool) error {
 		return nil
 	}
 	s.out.close()
+	s.path.release()
 	s.mu.Lock()
 	s.closed = true
 	s.mu.Unlock()

@@ -9,6 +9,7 @@ package sfu
 import (
 	"errors"
 	"io"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -56,6 +57,12 @@ type Track struct {
 	gop      *gopCache // nil for audio
 	frames   frameEnds // the reader's
 	epoch    time.Time
+	// profiled is closed once codec is final. An H.264 publisher whose
+	// offer states no profile has it learned from the stream's SPS
+	// (learnProfile, by the reader until then): nobody else reads codec
+	// before profiled is closed.
+	profiled chan struct{}
+	learning bool // the reader's
 
 	// sinks is the copy-on-write fan-out set: the reader loads it once per
 	// packet without a lock; writers replace the slice under mu.
@@ -97,6 +104,12 @@ func newTrack(p trackParams) *Track {
 		id: p.id, streamID: p.streamID, kind: p.kind, codec: p.codec, ssrc: p.ssrc,
 		log: p.log, stats: p.stats, pool: p.pool, src: p.src, rtcp: p.rtcp,
 		epoch: time.Now(), done: make(chan struct{}), pli: make(chan struct{}, 1),
+		profiled: make(chan struct{}),
+	}
+	if strings.EqualFold(p.codec.MimeType, webrtc.MimeTypeH264) && !hasProfile(p.codec.SDPFmtpLine) {
+		t.learning = true
+	} else {
+		close(t.profiled)
 	}
 	if t.kind == webrtc.RTPCodecTypeVideo {
 		t.isKey = keyframeDetector(p.codec.MimeType)
@@ -120,7 +133,8 @@ func (t *Track) StreamID() StreamID { return t.streamID }
 // Kind is audio or video.
 func (t *Track) Kind() webrtc.RTPCodecType { return t.kind }
 
-// Codec is the negotiated codec of the publisher.
+// Codec is the negotiated codec of the publisher; for H.264 its format
+// parameters always state the stream's profile (learnProfile).
 func (t *Track) Codec() webrtc.RTPCodecParameters { return t.codec }
 
 // Done is closed when the track ends.
@@ -333,6 +347,9 @@ func (t *Track) handle(p *Packet, now int64) {
 	}
 	p.endsFrame = t.kind != webrtc.RTPCodecTypeVideo || t.frames.ends(&p.header)
 	t.noteArrival(p.header.Timestamp, now)
+	if t.learning {
+		t.learnProfile(p.payload, now)
+	}
 	t.stats.packetsIn.Add(1)
 	t.stats.bytesIn.Add(uint64(p.size))
 	if t.pending.Load() {
@@ -370,6 +387,30 @@ func (t *Track) applyPending(next *Packet) {
 	if needKeyframe {
 		t.RequestKeyframe()
 	}
+}
+
+// profileWait bounds how long a track whose offer stated no H.264 profile
+// waits for the stream's SPS before it is published anyway.
+const profileWait = int64(5 * time.Second)
+
+// learnProfile runs on the reader while the publisher's H.264 profile is
+// unknown. RFC 6184 8.1 would read an absent profile-level-id as
+// baseline, but publishers that leave it out (GStreamer's webrtcbin, some
+// encoder boxes) send any profile: the SPS says which, and viewers are
+// matched on it. Without an SPS in time the track is published as
+// constrained baseline, which every WebRTC decoder takes.
+func (t *Track) learnProfile(payload []byte, now int64) {
+	plid, ok := spsProfile(payload)
+	if !ok {
+		if now < profileWait {
+			return
+		}
+		plid = "42e01f"
+	}
+	t.codec.SDPFmtpLine = withProfile(t.codec.SDPFmtpLine, plid)
+	t.learning = false
+	t.log.Debug().Str("track", string(t.id)).Str("fmtp", t.codec.SDPFmtpLine).Msg("sfu: H.264 profile learned from the stream")
+	close(t.profiled)
 }
 
 // startsGOP reports whether p begins a new keyframe (and so a new GOP).

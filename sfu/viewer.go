@@ -23,6 +23,8 @@ type ViewerConfig struct {
 	// OnClose is called once when the peer connection fails or is closed
 	// by the remote side. It is not called when the owner calls Close.
 	OnClose func()
+	// OnPath is called when the connection is up, with the path it took.
+	OnPath func(Path)
 }
 
 // Viewer is an outgoing one-way peer connection that answers the client's
@@ -36,6 +38,8 @@ type Viewer struct {
 	out       *directOut
 	cfg       ViewerConfig
 	log       zerolog.Logger
+	gate      *candidateGate
+	path      pathSlot
 	offered   map[webrtc.RTPCodecType]bool
 	downs     map[webrtc.RTPCodecType]*DownTrack
 	codecs    map[webrtc.RTPCodecType][]webrtc.RTPCodecParameters
@@ -70,7 +74,7 @@ func (e *Engine) NewViewer(offer webrtc.SessionDescription, cfg ViewerConfig) (*
 		return nil, none, fmt.Errorf("sfu: new peer connection: %w", err)
 	}
 	v := &Viewer{
-		e: e, pc: pc, out: out, cfg: cfg, log: cfg.Logger,
+		e: e, pc: pc, out: out, cfg: cfg, log: cfg.Logger, gate: e.newGate(), path: pathSlot{e: e},
 		offered: offered,
 		downs:   map[webrtc.RTPCodecType]*DownTrack{},
 		codecs:  map[webrtc.RTPCodecType][]webrtc.RTPCodecParameters{},
@@ -115,6 +119,7 @@ func (v *Viewer) answer(offer webrtc.SessionDescription, kinds []webrtc.RTPCodec
 		d.sender = tr.Sender()
 		v.out.downs = append(v.out.downs, d)
 	}
+	offer.SDP = v.gate.filterSDP(offer.SDP)
 	if err := v.pc.SetRemoteDescription(offer); err != nil {
 		return none, fmt.Errorf("%w: %v", ErrBadSDP, err)
 	}
@@ -154,11 +159,12 @@ func (v *Viewer) Kinds() []webrtc.RTPCodecType {
 // Accepts reports whether the viewer negotiated t's codec, so that t can be
 // its source.
 //
-// The match is strict: for H.264 and VP9 the profile must match too, since
-// a decoder for another profile may show nothing.
+// The match follows forwarding's rules (matchCodec): a VP9 profile must
+// be the same, an H.264 stream needs a packetization mode the viewer
+// takes, and goes as the viewer's closest profile.
 func (v *Viewer) Accepts(t *Track) bool {
-	c, ok := matchCodec(t.codec, v.codecs[t.kind])
-	return ok && v.downs[t.kind] != nil && fmtpCompatible(t.codec.MimeType, t.codec.SDPFmtpLine, c.SDPFmtpLine)
+	_, ok := matchCodec(t.codec, v.codecs[t.kind])
+	return ok && v.downs[t.kind] != nil
 }
 
 // SetSource makes t the source of the viewer's down track of kind (nil:
@@ -199,6 +205,9 @@ func (v *Viewer) DownTracks() []*DownTrack {
 
 // AddICECandidate adds a remote (trickled) candidate.
 func (v *Viewer) AddICECandidate(c webrtc.ICECandidateInit) error {
+	if !v.gate.admitInit(c) {
+		return nil // dropped: see candidateGate
+	}
 	if err := v.pc.AddICECandidate(c); err != nil {
 		return fmt.Errorf("%w: %v", ErrBadCandidate, err)
 	}
@@ -212,6 +221,7 @@ func (v *Viewer) onState(st webrtc.PeerConnectionState) {
 	switch st {
 	case webrtc.PeerConnectionStateConnected:
 		v.attach()
+		v.path.report(v.pc, v.cfg.OnPath)
 	case webrtc.PeerConnectionStateFailed, webrtc.PeerConnectionStateClosed:
 		v.close(true)
 	}
@@ -266,6 +276,7 @@ func (v *Viewer) close(remote bool) error {
 		return nil
 	}
 	v.out.close()
+	v.path.release()
 	v.mu.Lock()
 	v.closed = true
 	for _, d := range v.downs {

@@ -408,11 +408,7 @@ func (r *room) dropRemoteLocked(id sfu.ParticipantID) {
 func (r *room) remoteChat(msg chatMsg) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	r.chat = append(r.chat, msg)
-	if len(r.chat) > chatHistory {
-		r.chat = append(r.chat[:0:0], r.chat[len(r.chat)-chatHistory:]...)
-	}
-	r.broadcastLocked(encode(typeChat, "", msg), nil)
+	r.addChatLocked(msg)
 }
 
 // moderateRemoteLocked sends a teacher's action on a student of another

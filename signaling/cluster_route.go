@@ -190,21 +190,21 @@ type roomOut struct {
 	Local        int       `json:"local"`        // on this node
 }
 
-// operator checks an operator's bearer token.
-func (s *Server) operator(r *http.Request) error {
+// operator checks an operator's bearer token and returns its claims.
+func (s *Server) operator(r *http.Request) (auth.Claims, error) {
 	claims, err := s.bearer(r)
 	if err != nil {
-		return err
+		return claims, err
 	}
 	if claims.Role != auth.RoleOperator {
-		return fmt.Errorf("%w: operators only", ErrForbidden)
+		return claims, fmt.Errorf("%w: operators only", ErrForbidden)
 	}
-	return nil
+	return claims, nil
 }
 
 // listNodes: GET /api/nodes, the live nodes with their load.
 func (s *Server) listNodes(w http.ResponseWriter, r *http.Request) {
-	if err := s.operator(r); err != nil {
+	if _, err := s.operator(r); err != nil {
 		writeError(w, err)
 		return
 	}
@@ -223,18 +223,25 @@ func (s *Server) listNodes(w http.ResponseWriter, r *http.Request) {
 // its last view while NATS is away) and the classes open here, with their
 // participants. It never waits for NATS.
 func (s *Server) listRooms(w http.ResponseWriter, r *http.Request) {
-	if err := s.operator(r); err != nil {
+	claims, err := s.operator(r)
+	if err != nil {
 		writeError(w, err)
 		return
 	}
+	// An operator token for one class sees that class only.
 	byID := map[sfu.RoomID]*roomOut{}
 	l := s.link()
 	if l != nil {
 		for _, e := range l.node.Directory.Entries() {
-			byID[e.Room] = &roomOut{Room: string(e.Room), Origin: string(e.Origin), Since: e.Since}
+			if claims.CoversRoom(string(e.Room)) {
+				byID[e.Room] = &roomOut{Room: string(e.Room), Origin: string(e.Origin), Since: e.Since}
+			}
 		}
 	}
 	for _, rm := range s.hub.snapshot() {
+		if !claims.CoversRoom(string(rm.id)) {
+			continue
+		}
 		o := byID[rm.id]
 		if o == nil {
 			o = &roomOut{Room: string(rm.id)}

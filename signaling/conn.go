@@ -52,6 +52,8 @@ type conn struct {
 	drain      bool  // likewise: send what is queued before the close frame
 	leaveOnce  sync.Once
 
+	// host is the name the client reached the node by (TURN URLs).
+	host string
 	// Set once by the reader when it joins, before the conn is shared.
 	claims auth.Claims
 	pid    sfu.ParticipantID
@@ -59,6 +61,8 @@ type conn struct {
 	rate   rateWindow
 	// browser is the latest stats report of the page (browser_stats.go).
 	browser atomic.Pointer[browserStats]
+	// expiry closes the connection when the token expires (set at join).
+	expiry *time.Timer
 
 	// Guarded by room.mu.
 	pubs map[string]*stream             // by the client's own stream id
@@ -119,6 +123,7 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 		return // the upgrader has answered with an HTTP error
 	}
 	c := newConn(s, ws)
+	c.host = requestHost(r)
 	s.addConn(c)
 	s.tasks.startLate(c.writeLoop)
 	if s.closing.Load() {
@@ -146,6 +151,19 @@ func (c *conn) enqueue(b []byte) {
 	}
 }
 
+// enqueueDroppable queues a message that may be lost (chat): it takes
+// only the first half of the queue and is dropped beyond, so a client
+// that cannot keep up with a busy chat still gets its control messages
+// and is never closed because of chat.
+func (c *conn) enqueueDroppable(b []byte) {
+	if b == nil || c.closed.Load() {
+		return
+	}
+	if !c.send.pushBelow(b, c.send.max/2) {
+		c.s.chatDropped.Add(1)
+	}
+}
+
 func (c *conn) sendMsg(typ, rid string, data any) { c.enqueue(encode(typ, rid, data)) }
 
 func (c *conn) replyError(rid string, err error) {
@@ -169,6 +187,9 @@ func (c *conn) abort() { _ = c.ws.NetConn().Close() }
 // leave takes the connection out of its class, once.
 func (c *conn) leave() {
 	c.leaveOnce.Do(func() {
+		if c.expiry != nil {
+			c.expiry.Stop()
+		}
 		if c.room != nil {
 			c.room.leave(c)
 		}
@@ -193,6 +214,7 @@ func (c *conn) readLoop() {
 		}
 		if !c.rate.allow(time.Now()) {
 			c.close(ErrRateLimited, false)
+			c.s.floods.add(c.pid, c.s.opts.Limits.FloodCooldown)
 		} else if mt != websocket.TextMessage {
 			c.replyError("", fmt.Errorf("%w: messages are JSON text", ErrBadRequest))
 		} else {
@@ -323,9 +345,12 @@ type sendQueue struct {
 }
 
 // push queues b, or reports false when max messages already wait.
-func (q *sendQueue) push(b []byte) bool {
+func (q *sendQueue) push(b []byte) bool { return q.pushBelow(b, q.max) }
+
+// pushBelow queues b, or reports false when limit messages already wait.
+func (q *sendQueue) pushBelow(b []byte, limit int) bool {
 	q.mu.Lock()
-	if len(q.msgs) >= q.max {
+	if len(q.msgs) >= limit {
 		q.mu.Unlock()
 		return false
 	}
@@ -352,6 +377,10 @@ func (c *conn) handle(raw []byte) {
 	req, err := decodeRequest(raw)
 	if err != nil {
 		c.replyError(req.RID, err)
+		return
+	}
+	if c.room != nil && !c.claims.ValidAt(time.Now()) {
+		c.close(ErrTokenExpired, false)
 		return
 	}
 	if c.room == nil {
@@ -446,6 +475,8 @@ func (c *conn) join(d *joinData) {
 	}
 	c.s.quality.join.Observe(time.Since(start).Seconds())
 	_ = c.ws.SetReadDeadline(time.Now().Add(c.s.tm.read))
+	// The token's life bounds the connection's (closed with 4001).
+	c.expiry = time.AfterFunc(time.Until(time.Unix(claims.Expiry, 0)), func() { c.close(ErrTokenExpired, false) })
 	c.log.Info().Msg("signaling: joined")
 }
 

@@ -2,7 +2,10 @@ package signaling
 
 import (
 	"errors"
+	"math"
 	"net/http"
+	"strconv"
+	"time"
 
 	"github.com/gorilla/websocket"
 
@@ -64,6 +67,20 @@ var (
 	ErrSlowConsumer = errors.New("client too slow to read its messages")
 	// ErrLeft: the client sent leave.
 	ErrLeft = errors.New("left")
+	// ErrTokenExpired: the token's exp passed while it was in use; the
+	// connection or session ends then (close 4001).
+	ErrTokenExpired = errors.New("token expired")
+	// ErrCoolingDown: a participant closed for flooding joins again too
+	// soon (close 4008).
+	ErrCoolingDown = errors.New("closed for flooding: wait before joining again")
+	// ErrChatRate: chat over the participant's or the class's rate.
+	ErrChatRate = errors.New("chat too fast: wait a moment")
+	// ErrTooManySessions: a token holds as many WHEP sessions as allowed.
+	ErrTooManySessions = errors.New("too many WHEP sessions for this token")
+	// ErrTooManyJoins: too many invite exchanges from one invite or address.
+	ErrTooManyJoins = errors.New("too many joins: try again later")
+	// ErrBodyTimeout: a request body that did not arrive in time.
+	ErrBodyTimeout = errors.New("request body not received in time")
 
 	// WHIP and WHEP (RFC 9725).
 
@@ -116,6 +133,10 @@ func httpStatus(err error) int {
 		return http.StatusPreconditionFailed
 	case errors.Is(err, ErrBodyTooLarge):
 		return http.StatusRequestEntityTooLarge
+	case errors.Is(err, ErrTooManySessions), errors.Is(err, ErrTooManyJoins):
+		return http.StatusTooManyRequests
+	case errors.Is(err, ErrBodyTimeout):
+		return http.StatusRequestTimeout
 	case errors.Is(err, ErrNotFound), errors.Is(err, recording.ErrNotFound), errors.Is(err, recording.ErrBadID):
 		return http.StatusNotFound
 	case errors.Is(err, ErrConflict):
@@ -138,11 +159,11 @@ func closeCode(err error) int {
 		return websocket.CloseGoingAway
 	case errors.Is(err, ErrTooBig):
 		return websocket.CloseMessageTooBig
-	case errors.Is(err, ErrUnauthorized), isAuthError(err):
+	case errors.Is(err, ErrUnauthorized), errors.Is(err, ErrTokenExpired), isAuthError(err):
 		return closeUnauthorized
 	case errors.Is(err, ErrOtherRoom), errors.Is(err, ErrBanned), errors.Is(err, ErrForbidden):
 		return closeForbidden
-	case errors.Is(err, ErrRateLimited):
+	case errors.Is(err, ErrRateLimited), errors.Is(err, ErrCoolingDown):
 		return closeRateLimited
 	case errors.Is(err, ErrReplaced):
 		return closeReplaced
@@ -172,23 +193,47 @@ func protocolCode(err error) string {
 		return "bad_sdp"
 	case errors.Is(err, ErrConflict):
 		return "conflict"
+	case errors.Is(err, ErrChatRate):
+		return "rate_limited"
 	default:
 		return "internal"
+	}
+}
+
+// retryError is a refusal that says when to try again (Retry-After,
+// RFC 9110 section 10.2.3).
+type retryError struct {
+	err  error
+	wait time.Duration
+}
+
+func (e *retryError) Error() string { return e.err.Error() }
+func (e *retryError) Unwrap() error { return e.err }
+
+// retryAfter wraps err with the wait before a retry.
+func retryAfter(err error, wait time.Duration) error { return &retryError{err: err, wait: wait} }
+
+// setRetryAfter sets Retry-After, in whole seconds rounded up, when err
+// says when to retry.
+func setRetryAfter(h http.Header, err error) {
+	var re *retryError
+	if errors.As(err, &re) {
+		h.Set("Retry-After", strconv.Itoa(max(1, int(math.Ceil(re.wait.Seconds())))))
 	}
 }
 
 // isAuthError reports whether err comes from verifying a token.
 func isAuthError(err error) bool {
 	return errors.Is(err, auth.ErrMalformed) || errors.Is(err, auth.ErrSignature) ||
-		errors.Is(err, auth.ErrExpired) || errors.Is(err, auth.ErrClaims)
+		errors.Is(err, auth.ErrExpired) || errors.Is(err, auth.ErrNotYetValid) || errors.Is(err, auth.ErrClaims)
 }
 
 // clientMessage is the text shown to a client for err: the sentinel's own
-// words for the errors above, a generic one for anything internal so that
-// no internal detail leaks.
+// words for the errors above (a close reason too: 4008 says why), a
+// generic one for anything internal so that no internal detail leaks.
 func clientMessage(err error) string {
 	if protocolCode(err) == "internal" && httpStatus(err) == http.StatusInternalServerError &&
-		!errors.Is(err, ErrNoEngine) {
+		closeCode(err) == websocket.CloseInternalServerErr && !errors.Is(err, ErrNoEngine) {
 		return ErrInternal.Error()
 	}
 	return err.Error()

@@ -43,6 +43,7 @@ type envOpts struct {
 	engine bool
 	ready  func() error
 	tm     func(*timings)
+	limits Limits
 }
 
 func testWeb() fstest.MapFS {
@@ -71,7 +72,7 @@ func newEnv(t *testing.T, o envOpts) *testEnv {
 	}
 	srv, err := New(Options{
 		Engine: env.engine, Signer: signer, AuthMode: o.mode, Logger: zerolog.Nop(),
-		Registry: prometheus.NewRegistry(), Web: testWeb(), Ready: o.ready,
+		Registry: prometheus.NewRegistry(), Web: testWeb(), Ready: o.ready, Limits: o.limits,
 	})
 	require.NoError(t, err)
 	if o.tm != nil {
@@ -126,14 +127,40 @@ type wsClient struct {
 	ws   *websocket.Conn
 	done chan struct{}
 
-	mu   sync.Mutex
-	msgs []envelope
-	code int // close code received, 0 until then; -1 without a close frame
+	mu     sync.Mutex
+	msgs   []envelope
+	code   int    // close code received, 0 until then; -1 without a close frame
+	reason string // the close frame's reason text
+
+	gate   sync.Mutex // held by pause: the client stops reading
+	paused bool       // guarded by mu
 }
 
-func (e *testEnv) dial() *wsClient {
+// pause stops reading (after at most the message being read) until
+// resume, or the end of the test.
+func (c *wsClient) pause() {
+	c.gate.Lock()
+	c.mu.Lock()
+	c.paused = true
+	c.mu.Unlock()
+	c.t.Cleanup(c.resume)
+}
+
+// resume reads on; once paused, it may be called more than once.
+func (c *wsClient) resume() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.paused {
+		c.paused = false
+		c.gate.Unlock()
+	}
+}
+
+func (e *testEnv) dial() *wsClient { return e.dialWith(websocket.DefaultDialer) }
+
+func (e *testEnv) dialWith(d *websocket.Dialer) *wsClient {
 	e.t.Helper()
-	ws, resp, err := websocket.DefaultDialer.Dial(e.ws, nil)
+	ws, resp, err := d.Dial(e.ws, nil)
 	require.NoError(e.t, err)
 	_ = resp.Body.Close()
 	c := &wsClient{t: e.t, ws: ws, done: make(chan struct{})}
@@ -148,12 +175,15 @@ func (e *testEnv) dial() *wsClient {
 func (c *wsClient) readLoop() {
 	defer close(c.done)
 	for {
+		c.gate.Lock()
+		//lint:ignore SA2001 an empty critical section: wait while paused
+		c.gate.Unlock()
 		_, data, err := c.ws.ReadMessage()
 		if err != nil {
 			var ce *websocket.CloseError
 			c.mu.Lock()
 			if errors.As(err, &ce) {
-				c.code = ce.Code
+				c.code, c.reason = ce.Code, ce.Text
 			} else {
 				c.code = -1
 			}

@@ -2,6 +2,7 @@ package signaling
 
 import (
 	"crypto/rand"
+	"crypto/sha256"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
@@ -9,8 +10,10 @@ import (
 	"io"
 	"io/fs"
 	"mime"
+	"net"
 	"net/http"
 	"net/url"
+	"os"
 	"path"
 	"strings"
 	"time"
@@ -32,12 +35,13 @@ const (
 
 // setPageHeaders sets the security headers of the pages. The CSP allows
 // the page's own scripts and styles, camera and screen media, and the
-// websocket back to the same host, and to the other nodes of a cluster
-// (nodes: their origins, cluster_origin.go).
-func setPageHeaders(w http.ResponseWriter, r *http.Request, nodes []string) {
+// websocket back to the same host ('self' covers ws: and wss: of the
+// page's own host, CSP Level 3 section 6.7.2.8), and to the other nodes
+// of a cluster (nodes: their origins, cluster_origin.go). Nothing of the
+// request, the Host header least of all, goes into the policy.
+func setPageHeaders(w http.ResponseWriter, nodes []string) {
 	h := w.Header()
-	host := r.Host
-	connect := "'self' ws://" + host + " wss://" + host
+	connect := "'self'"
 	if len(nodes) > 0 {
 		connect += " " + strings.Join(nodes, " ")
 	}
@@ -64,7 +68,7 @@ func (s *Server) servePage(name string) http.HandlerFunc {
 			http.NotFound(w, r)
 			return
 		}
-		setPageHeaders(w, r, s.connectSources())
+		setPageHeaders(w, s.connectSources())
 		// The pages are small and change with each release: always revalidate.
 		w.Header().Set("Cache-Control", "no-cache")
 		w.Header().Set("Content-Type", "text/html; charset=utf-8")
@@ -89,7 +93,7 @@ func (s *Server) assets() http.Handler {
 		if ctype == "" {
 			ctype = http.DetectContentType(b)
 		}
-		setPageHeaders(w, r, nil)
+		setPageHeaders(w, nil)
 		w.Header().Set("Content-Type", ctype)
 		// Asset names are not fingerprinted, so caches keep them only briefly.
 		w.Header().Set("Cache-Control", "public, max-age=300")
@@ -145,7 +149,7 @@ func (s *Server) createClass(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	var req classRequest
-	if err := readJSON(w, r, &req); err != nil {
+	if err := s.readJSON(w, r, &req); err != nil {
 		writeError(w, err)
 		return
 	}
@@ -193,18 +197,18 @@ type joinResponse struct {
 // exchangeInvite trades a class invite for a personal student token. It
 // works in both auth modes: the invite itself is signed.
 func (s *Server) exchangeInvite(w http.ResponseWriter, r *http.Request) {
-	var req joinRequest
-	if err := readJSON(w, r, &req); err != nil {
+	if err := allowOrRetry(s.joinIP, addrKey(s.clientAddr(r)), ErrTooManyJoins); err != nil {
 		writeError(w, err)
 		return
 	}
-	inv, err := s.opts.Signer.Verify(req.Token)
+	var req joinRequest
+	if err := s.readJSON(w, r, &req); err != nil {
+		writeError(w, err)
+		return
+	}
+	inv, err := s.verifyInvite(req.Token)
 	if err != nil {
 		writeError(w, err)
-		return
-	}
-	if !inv.Invite {
-		writeError(w, fmt.Errorf("%w: not an invite token", ErrUnauthorized))
 		return
 	}
 	name := strings.TrimSpace(req.Name)
@@ -227,6 +231,25 @@ func (s *Server) exchangeInvite(w http.ResponseWriter, r *http.Request) {
 	}
 	s.audit.admitted(sfu.RoomID(inv.Room), pid)
 	writeJSON(w, http.StatusOK, joinResponse{Token: tok})
+}
+
+// verifyInvite checks an invite token and spends one of its joins.
+func (s *Server) verifyInvite(tok string) (auth.Claims, error) {
+	inv, err := s.opts.Signer.Verify(tok)
+	if err != nil {
+		return inv, err
+	}
+	if !inv.Invite {
+		return inv, fmt.Errorf("%w: not an invite token", ErrUnauthorized)
+	}
+	return inv, allowOrRetry(s.joinInvite, inviteKey(tok), ErrTooManyJoins)
+}
+
+// inviteKey names an invite in the join limiter: a hash, so a key costs
+// the same whatever the token's length.
+func inviteKey(token string) string {
+	h := sha256.Sum256([]byte(token))
+	return string(h[:16])
 }
 
 // roomURL is a class page link; the token rides in the fragment, which
@@ -256,23 +279,40 @@ func validTitle(s string) bool {
 }
 
 // readJSON decodes a small JSON request body strictly.
-func readJSON(w http.ResponseWriter, r *http.Request, v any) error {
+func (s *Server) readJSON(w http.ResponseWriter, r *http.Request, v any) error {
 	ct := r.Header.Get("Content-Type")
 	if mt, _, err := mime.ParseMediaType(ct); err != nil || mt != "application/json" {
 		return ErrUnsupportedMedia
 	}
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxBodyBytes))
+	body, err := s.readAll(w, r, maxBodyBytes)
 	if err != nil {
-		var tooBig *http.MaxBytesError
-		if errors.As(err, &tooBig) {
-			return ErrBodyTooLarge
-		}
-		return fmt.Errorf("%w: read body: %v", ErrBadRequest, err)
+		return err
 	}
 	if err := decodeStrict(body, v); err != nil {
 		return fmt.Errorf("%w: %v", ErrBadRequest, err)
 	}
 	return nil
+}
+
+// readAll reads a request body of at most limit bytes; one that does not
+// arrive within the body timeout (Handler) is a 408.
+func (s *Server) readAll(w http.ResponseWriter, r *http.Request, limit int64) ([]byte, error) {
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, limit))
+	if err == nil {
+		return body, nil
+	}
+	var tooBig *http.MaxBytesError
+	var ne net.Error
+	switch {
+	case errors.As(err, &tooBig):
+		return nil, ErrBodyTooLarge
+	case errors.Is(err, os.ErrDeadlineExceeded), errors.As(err, &ne) && ne.Timeout():
+		// The connection cannot carry another request after a body
+		// cut short.
+		w.Header().Set("Connection", "close")
+		return nil, fmt.Errorf("%w (%s)", ErrBodyTimeout, s.tm.body)
+	}
+	return nil, fmt.Errorf("%w: read body: %v", ErrBadRequest, err)
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {
@@ -288,5 +328,6 @@ func writeError(w http.ResponseWriter, err error) {
 	if isAuthError(err) {
 		msg = "invalid or expired token"
 	}
+	setRetryAfter(w.Header(), err)
 	writeJSON(w, httpStatus(err), map[string]string{"error": msg})
 }

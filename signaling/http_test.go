@@ -145,11 +145,24 @@ func TestPagesAndAssets(t *testing.T) {
 		require.Contains(t, string(body), tc.contains)
 		require.Equal(t, "no-referrer", hdr.Get("Referrer-Policy"))
 		require.Equal(t, "nosniff", hdr.Get("X-Content-Type-Options"))
-		require.Contains(t, hdr.Get("Content-Security-Policy"), "connect-src 'self' ws://"+strings.TrimPrefix(env.http.URL, "http://"))
+		require.Contains(t, hdr.Get("Content-Security-Policy"), "connect-src 'self';")
 		require.NotEmpty(t, hdr.Get("Cache-Control"))
 	}
 	code, _, _ := env.httpDo("POST", "/", "", "")
 	require.Equal(t, http.StatusMethodNotAllowed, code)
+
+	// The policy is fixed: a forged Host header does not get into it.
+	for _, host := range []string{"evil.example", "attacker.example:8443"} {
+		req, err := http.NewRequest("GET", env.http.URL+"/room/abc123", nil)
+		require.NoError(t, err)
+		req.Host = host
+		resp, err := env.http.Client().Do(req)
+		require.NoError(t, err)
+		_ = resp.Body.Close()
+		csp := resp.Header.Get("Content-Security-Policy")
+		require.NotContains(t, csp, host)
+		require.Contains(t, csp, "connect-src 'self';")
+	}
 }
 
 func TestHealthReadyMetrics(t *testing.T) {

@@ -1,6 +1,7 @@
 package signaling
 
 import (
+	"fmt"
 	"io"
 	"sync"
 	"time"
@@ -38,6 +39,10 @@ func (h *hub) join(c *conn, id sfu.RoomID) error {
 	if h.bans.banned(id, c.pid) {
 		h.mu.Unlock()
 		return ErrBanned
+	}
+	if wait := h.s.floods.wait(c.pid); wait > 0 {
+		h.mu.Unlock()
+		return fmt.Errorf("%w (%ds)", ErrCoolingDown, int(wait.Seconds())+1)
 	}
 	r := h.openLocked(id)
 	toClose := r.join(c)

@@ -21,20 +21,26 @@ import (
 func clientAPI() *webrtc.API {
 	me := &webrtc.MediaEngine{}
 	_ = me.RegisterDefaultCodecs()
-	se := webrtc.SettingEngine{}
+	return webrtc.NewAPI(webrtc.WithMediaEngine(me), webrtc.WithSettingEngine(*clientSettings()))
+}
+
+// clientSettings keep a test client on IPv4 loopback over UDP.
+func clientSettings() *webrtc.SettingEngine {
+	se := &webrtc.SettingEngine{}
 	se.SetIncludeLoopbackCandidate(true)
 	se.SetIPFilter(func(ip net.IP) bool { return ip.IsLoopback() })
 	se.SetNetworkTypes([]webrtc.NetworkType{webrtc.NetworkTypeUDP4})
 	se.SetICEMulticastDNSMode(ice.MulticastDNSModeDisabled)
-	return webrtc.NewAPI(webrtc.WithMediaEngine(me), webrtc.WithSettingEngine(se))
+	return se
 }
 
 // mediaPublisher publishes a stream over the protocol and sends packets
 // on every track until the test ends.
 type mediaPublisher struct {
-	pc   *webrtc.PeerConnection
-	stop chan struct{}
-	wg   sync.WaitGroup
+	pc     *webrtc.PeerConnection
+	tracks []*webrtc.TrackLocalStaticRTP
+	stop   chan struct{}
+	wg     sync.WaitGroup
 }
 
 func publishMedia(t *testing.T, c *wsClient, stream, label string, kinds ...string) *mediaPublisher {
@@ -77,9 +83,16 @@ func publishFeeding(t *testing.T, c *wsClient, stream, label string, feed int, k
 	c.decode(c.wait("answer", func(m envelope) bool { return m.Type == typeAnswer && m.RID == rid }), &ans)
 	require.Equal(t, stream, ans.Stream)
 	require.NoError(t, pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeAnswer, SDP: ans.SDP}))
+	mp.tracks = tracks
 	mp.wg.Add(1)
 	go mp.send(tracks[:feed])
 	return mp
+}
+
+// feedMore starts sending on the publisher's track i as well.
+func (mp *mediaPublisher) feedMore(i int) {
+	mp.wg.Add(1)
+	go mp.send(mp.tracks[i : i+1])
 }
 
 func (mp *mediaPublisher) send(tracks []*webrtc.TrackLocalStaticRTP) {
@@ -112,6 +125,7 @@ type receiver struct {
 	mu      sync.Mutex
 	pcs     map[string]*webrtc.PeerConnection
 	packets atomic.Int64
+	audio   atomic.Int64 // audio packets among them
 	wg      sync.WaitGroup
 }
 
@@ -167,6 +181,9 @@ func (r *receiver) acceptNth(stream string, nth int) offerData {
 				return
 			}
 			r.packets.Add(1)
+			if tr.Kind() == webrtc.RTPCodecTypeAudio {
+				r.audio.Add(1)
+			}
 		}
 	})
 	require.NoError(r.t, pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeOffer, SDP: o.SDP}))
@@ -283,6 +300,36 @@ func TestStreamReadyWithMissingTrack(t *testing.T) {
 	require.GreaterOrEqual(t, time.Since(start), 300*time.Millisecond)
 	require.Equal(t, []string{"audio"}, added.Kinds)
 	newReceiver(t, student).accept("t:cam")
+}
+
+// TestLateTrack: a publisher whose audio starts long after its video,
+// after the stream was announced with video alone, is still heard: the
+// class page gets a fresh offer with both tracks, and a WHEP viewer takes
+// the audio too.
+func TestLateTrack(t *testing.T) {
+	t.Parallel()
+	env := newEnv(t, envOpts{engine: true, tm: func(tm *timings) { tm.ready = 300 * time.Millisecond }})
+	teacher, _ := env.join(env.token("late", auth.RoleTeacher, "t", "Tess"))
+	student, _ := env.join(env.token("late", auth.RoleStudent, "s1", "Sam"))
+	view := env.startWHEP(t, "/whep/late", env.token("late", auth.RoleStudent, "s2", "Vic"))
+	mp := publishFeeding(t, teacher, "cam", labelCamera, 1, "video", "audio")
+	var added streamInfo
+	student.decode(student.waitType(typeStreamAdded), &added)
+	require.Equal(t, []string{"video"}, added.Kinds)
+	rcv := newReceiver(t, student)
+	first := rcv.accept("t:cam")
+	require.NotContains(t, first.SDP, "m=audio")
+	require.Eventually(t, func() bool { return rcv.packets.Load() > 0 }, waitFor, 10*time.Millisecond)
+	view.waitMedia(10, kindVideo)
+
+	time.Sleep(time.Second) // the audio starts well after the announcement
+	mp.feedMore(1)
+	second := rcv.acceptNth("t:cam", 2)
+	require.Contains(t, second.SDP, "m=audio", "the new offer carries the late track")
+	require.Eventually(t, func() bool { return rcv.audio.Load() >= 10 }, waitFor, 10*time.Millisecond,
+		"the class page hears the late audio")
+	view.waitMedia(10, kindAudio)
+	require.Zero(t, countClosed(student, "t:cam"), "the stream was never closed for the student")
 }
 
 // TestResubscribe: a viewer whose receiving peer connection failed asks

@@ -227,7 +227,29 @@ func (d *chatData) validate() error {
 	if n < 1 || n > maxChatRunes || !utf8.ValidString(d.Text) {
 		return badField("text", "must be 1 to 1000 characters")
 	}
+	for _, r := range d.Text {
+		if !chatRune(r) {
+			return badField("text", fmt.Sprintf("must not contain control or bidirectional override characters (U+%04X)", r))
+		}
+	}
 	return nil
+}
+
+// chatRune: chat text may hold line breaks and tabs but no other control
+// character (NUL and C0/C1, which some terminals and logs act on), and
+// none of the bidirectional embeddings, overrides and isolates (U+202A to
+// U+202E, U+2066 to U+2069) that make text read differently from what
+// it is (Unicode UAX #9; CVE-2021-42574).
+func chatRune(r rune) bool {
+	switch {
+	case r == '\n' || r == '\t':
+		return true
+	case unicode.IsControl(r):
+		return false
+	case r >= 0x202A && r <= 0x202E, r >= 0x2066 && r <= 0x2069:
+		return false
+	}
+	return true
 }
 
 func (d *handData) validate() error {
@@ -339,6 +361,12 @@ type (
 		// in a cluster only (docs/protocol.md).
 		Node  string   `json:"node,omitempty"`
 		Nodes []string `json:"nodes,omitempty"`
+		// ICEServers are the participant's STUN and TURN servers, for its
+		// peer connections' configuration.
+		ICEServers []iceServerInfo `json:"ice_servers"`
+		// Connections are the participants' paths, to teachers and
+		// operators only (paths.go).
+		Connections map[string]string `json:"connections,omitempty"`
 	}
 	redirectData struct {
 		URL    string `json:"url"`

@@ -299,7 +299,7 @@ func (s *Server) mediaSession(w http.ResponseWriter, r *http.Request, info recor
 	for _, p := range s.sessionParts(info) {
 		http.SetCookie(w, &http.Cookie{
 			Name: mediaCookie, Value: tok, Path: "/api/recordings/" + string(p.ID) + "/",
-			MaxAge: int(ttl.Seconds()), HttpOnly: true, Secure: r.TLS != nil, SameSite: http.SameSiteStrictMode,
+			MaxAge: int(ttl.Seconds()), HttpOnly: true, Secure: s.httpsRequest(r), SameSite: http.SameSiteStrictMode,
 		})
 	}
 	w.WriteHeader(http.StatusNoContent)

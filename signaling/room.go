@@ -16,6 +16,9 @@ import (
 
 const chatHistory = 50
 
+// maxChatters bounds the chat rate table of one class.
+const maxChatters = 10_000
+
 // room is one class on this node.
 type room struct {
 	id  sfu.RoomID
@@ -26,6 +29,9 @@ type room struct {
 	members map[sfu.ParticipantID]*member
 	streams map[sfu.StreamID]*stream // published, ready or not
 	chat    []chatMsg
+	// chatBy is each participant's chat rate, chatAll the class's.
+	chatBy  *limiter
+	chatAll bucket
 	live    bool
 	seq     uint64
 	// headless are the participants of WHIP and WHEP sessions (session.go):
@@ -49,6 +55,7 @@ type member struct {
 	info participantInfo
 	conn *conn
 	seq  uint64 // join order, for listings
+	path string // how its newest peer connection connected (paths.go)
 }
 
 func newRoom(s *Server, id sfu.RoomID) *room {
@@ -60,6 +67,7 @@ func newRoom(s *Server, id sfu.RoomID) *room {
 		headless: map[*conn]*session{},
 		remote:   map[sfu.ParticipantID]*remoteMember{},
 		peers:    map[cluster.NodeID]bool{},
+		chatBy:   newLimiter(s.opts.Limits.ChatRate, s.opts.Limits.ChatBurst, maxChatters),
 	}
 }
 
@@ -89,7 +97,10 @@ func (r *room) join(c *conn) []io.Closer {
 	m.info.Name = c.claims.Name
 	r.s.audit.joined(r.id, c, transportWS, replaced)
 	r.moderatorJoinedLocked(c.claims.Role)
-	c.sendMsg(typeWelcome, "", r.welcomeLocked(m))
+	w := r.welcomeLocked(m)
+	w.ICEServers = iceInfos(r.s.iceServers(c.pid, c.claims, c.host))
+	w.Connections = r.connectionsLocked(m)
+	c.sendMsg(typeWelcome, "", w)
 	if m.listed() {
 		typ := typeParticipantJoined
 		if replaced {
@@ -217,14 +228,45 @@ func (r *room) postChat(c *conn, text string) error {
 	if m == nil || m.conn != c {
 		return fmt.Errorf("%w: not in the class", ErrForbidden)
 	}
-	msg := chatMsg{ID: m.info.ID, Name: m.info.Name, Text: text, TS: time.Now().UnixMilli()}
+	now := time.Now()
+	if err := r.chatAllowedLocked(m, now); err != nil {
+		return err
+	}
+	msg := chatMsg{ID: m.info.ID, Name: m.info.Name, Text: text, TS: now.UnixMilli()}
+	r.addChatLocked(msg)
+	r.mirrorLocked(clusterEvent{Type: evChat, Chat: &msg})
+	return nil
+}
+
+// chatAllowedLocked spends a chat token of the participant, then, for a
+// student, of the class (bursts of twice its rate): however many student
+// tokens post, everyone receives at most the class's rate, and students
+// who spend it never silence the teacher.
+func (r *room) chatAllowedLocked(m *member, now time.Time) error {
+	lim := r.s.opts.Limits
+	if ok, wait := r.chatBy.allow(m.info.ID, now); !ok {
+		return retryAfter(ErrChatRate, wait)
+	}
+	if m.info.Role != string(auth.RoleStudent) {
+		return nil
+	}
+	if ok, wait := r.chatAll.take(now, lim.ClassChatRate, max(2, int(2*lim.ClassChatRate))); !ok {
+		return retryAfter(ErrChatRate, wait)
+	}
+	return nil
+}
+
+// addChatLocked keeps msg in the history and sends it to every member;
+// chat is dropped for a member whose queue is half full (enqueueDroppable).
+func (r *room) addChatLocked(msg chatMsg) {
 	r.chat = append(r.chat, msg)
 	if len(r.chat) > chatHistory {
 		r.chat = append(r.chat[:0:0], r.chat[len(r.chat)-chatHistory:]...)
 	}
-	r.broadcastLocked(encode(typeChat, "", msg), nil)
-	r.mirrorLocked(clusterEvent{Type: evChat, Chat: &msg})
-	return nil
+	b := encode(typeChat, "", msg)
+	for _, m := range r.members {
+		m.conn.enqueueDroppable(b)
+	}
 }
 
 func (r *room) setHand(c *conn, raised bool) error {

@@ -55,7 +55,39 @@ func parseSDPFrag(body string) (sdpFrag, error) {
 	if f.ufrag == "" && f.pwd == "" && len(f.cands) == 0 {
 		return f, fmt.Errorf("%w: the fragment has no ICE credentials and no candidates", ErrBadSDP)
 	}
-	return f, nil
+	return f, checkICECreds(f.ufrag, f.pwd)
+}
+
+// checkICECreds checks credentials against RFC 8839 section 5.4:
+// ice-ufrag is 4 to 256 ice-chars, ice-pwd 22 to 256, where an ice-char
+// is ALPHA / DIGIT / "+" / "/". Either may be absent (a trickle of
+// candidates alone); one without the other is no ICE restart.
+func checkICECreds(ufrag, pwd string) error {
+	if ufrag == "" && pwd == "" {
+		return nil
+	}
+	if !iceChars(ufrag, 4) {
+		return fmt.Errorf("%w: ice-ufrag must be 4 to 256 of A-Z a-z 0-9 + / (RFC 8839 5.4)", ErrBadSDP)
+	}
+	if pwd != "" && !iceChars(pwd, 22) {
+		return fmt.Errorf("%w: ice-pwd must be 22 to 256 of A-Z a-z 0-9 + / (RFC 8839 5.4)", ErrBadSDP)
+	}
+	return nil
+}
+
+// iceChars: s is min to 256 ice-chars.
+func iceChars(s string, min int) bool {
+	if len(s) < min || len(s) > 256 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		ok := c == '+' || c == '/' || (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z')
+		if !ok {
+			return false
+		}
+	}
+	return true
 }
 
 // answerFrag is the fragment answering an ICE restart (RFC 9725 4.3.3):

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io/fs"
 	"net/http"
+	"net/netip"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -29,8 +30,9 @@ import (
 // WHIP and WHEP (session.go) add session.mu, taken before hub.mu and
 // room.mu; sessionTable.mu is a leaf.
 //
-// Server.connsMu, tracker.mu and the bitrate sampler's mutex are leaves:
-// nothing else is taken while they are held. No sfu method (pion work,
+// Server.connsMu, tracker.mu, the bitrate sampler's mutex and the rate
+// limiters' and flood cooldowns' mutexes (limits.go) are leaves: nothing
+// else is taken while they are held. No sfu method (pion work,
 // which may call back into this package) is ever called with a lock held:
 // room methods return the peers to close and callers close them after
 // unlocking.
@@ -68,6 +70,9 @@ type Options struct {
 	// ICEServers are announced to WHIP and WHEP clients in Link headers
 	// (RFC 9725 4.6); empty: none.
 	ICEServers []webrtc.ICEServer
+	// TURN mints each participant's TURN credentials, handed out in the
+	// welcome message and in WHIP and WHEP Link headers; nil: no TURN.
+	TURN ICESource
 	// Recording configures recordings (docs/recording.md); zero: off.
 	Recording RecordingOptions
 	// Cluster is this node's part of a cluster of nodes (docs/scaling.md);
@@ -81,6 +86,15 @@ type Options struct {
 	// MetricsClassLabels is how many of the largest classes get series
 	// labelled by class in /metrics (0: none).
 	MetricsClassLabels int
+	// Limits bound what one client can multiply (limits.go); zero
+	// fields take their defaults.
+	Limits Limits
+	// PublicURL is the base URL clients reach this node at; an https://
+	// one marks the replay cookie Secure behind a TLS-terminating proxy.
+	PublicURL string
+	// TrustedProxies are the reverse proxies whose X-Forwarded-For and
+	// X-Forwarded-Proto are believed.
+	TrustedProxies []netip.Prefix
 }
 
 // timings are the protocol's clocks (docs/protocol.md, "Transport");
@@ -90,10 +104,12 @@ type timings struct {
 	read  time.Duration // after join, silence longer than this closes
 	ping  time.Duration // the server pings this often
 	ready time.Duration // a stream is announced this long after its first track
+	body  time.Duration // a request body must arrive within this
 }
 
 func defaultTimings() timings {
-	return timings{join: 10 * time.Second, read: 45 * time.Second, ping: 20 * time.Second, ready: 3 * time.Second}
+	return timings{join: 10 * time.Second, read: 45 * time.Second, ping: 20 * time.Second, ready: 3 * time.Second,
+		body: 10 * time.Second}
 }
 
 // Server serves one node's classes.
@@ -123,25 +139,16 @@ type Server struct {
 
 	connsMu sync.Mutex // leaf lock
 	conns   map[*conn]struct{}
+
+	joinInvite, joinIP *limiter  // /api/join, per invite and per address
+	floods             cooldowns // participants closed with 4008
+	chatDropped        atomic.Int64
 }
 
 // New builds a server and starts its metrics sampler; Shutdown stops it.
 func New(opts Options) (*Server, error) {
-	if opts.Signer == nil {
-		return nil, errors.New("signaling: Options.Signer is required")
-	}
-	switch opts.AuthMode {
-	case AuthOpen, AuthTokens:
-	case "":
-		opts.AuthMode = AuthTokens
-	default:
-		return nil, fmt.Errorf("signaling: unknown auth mode %q", opts.AuthMode)
-	}
-	if opts.InviteTTL <= 0 {
-		opts.InviteTTL = DefaultInviteTTL
-	}
-	if opts.Registry == nil {
-		opts.Registry = prometheus.NewRegistry()
+	if err := opts.fill(); err != nil {
+		return nil, err
 	}
 	if opts.Audit == nil {
 		opts.Audit = NewAuditLog(opts.Logger)
@@ -156,6 +163,7 @@ func New(opts Options) (*Server, error) {
 		stopped: make(chan struct{}),
 		quality: newQuality(),
 	}
+	s.joinInvite, s.joinIP = opts.Limits.joinLimiters()
 	s.hub = newHub(s)
 	var err error
 	if s.rec, err = newRecManager(s, opts.Recording); err != nil {
@@ -172,8 +180,10 @@ func New(opts Options) (*Server, error) {
 		WriteBufferPool:  &s.wsWriteBufs,
 		CheckOrigin:      s.checkOrigin,
 	}
-	if err := opts.Registry.Register(newCollector(s)); err != nil {
-		return nil, fmt.Errorf("signaling: register metrics: %w", err)
+	for _, c := range []prometheus.Collector{newCollector(s), newPathCollector(s)} {
+		if err := opts.Registry.Register(c); err != nil {
+			return nil, fmt.Errorf("signaling: register metrics: %w", err)
+		}
 	}
 	for _, c := range append(s.quality.collectors, s.rec.failures) {
 		if err := opts.Registry.Register(c); err != nil {
@@ -196,8 +206,42 @@ func New(opts Options) (*Server, error) {
 	return s, nil
 }
 
-// Handler is the HTTP handler for every route.
-func (s *Server) Handler() http.Handler { return s.mux }
+// fill checks the options and gives the unset ones their defaults.
+func (o *Options) fill() error {
+	if o.Signer == nil {
+		return errors.New("signaling: Options.Signer is required")
+	}
+	switch o.AuthMode {
+	case AuthOpen, AuthTokens:
+	case "":
+		o.AuthMode = AuthTokens
+	default:
+		return fmt.Errorf("signaling: unknown auth mode %q", o.AuthMode)
+	}
+	if o.InviteTTL <= 0 {
+		o.InviteTTL = DefaultInviteTTL
+	}
+	if o.Registry == nil {
+		o.Registry = prometheus.NewRegistry()
+	}
+	o.Limits = o.Limits.withDefaults()
+	return nil
+}
+
+// Handler is the HTTP handler for every route. A request with a body
+// must have sent all of it within the body timeout, whether its handler
+// reads it or refuses the request first (net/http then reads what is
+// left before answering): a client trickling a body holds a connection
+// and a goroutine no longer than that. Headers are bounded by the HTTP
+// server's ReadHeaderTimeout (app/http.go).
+func (s *Server) Handler() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.ContentLength != 0 {
+			_ = http.NewResponseController(w).SetReadDeadline(time.Now().Add(s.tm.body))
+		}
+		s.mux.ServeHTTP(w, r)
+	})
+}
 
 func (s *Server) routes() *http.ServeMux {
 	m := http.NewServeMux()

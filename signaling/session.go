@@ -21,6 +21,7 @@ import (
 	"net/url"
 	"strings"
 	"sync"
+	"time"
 	"unicode/utf8"
 
 	"github.com/pion/webrtc/v4"
@@ -74,6 +75,8 @@ type session struct {
 
 	mu   sync.Mutex // serializes ICE changes and source changes
 	etag string     // the current ICE session's entity-tag (RFC 9725 4.3.1)
+
+	expiry *time.Timer // ends the session when its token expires
 }
 
 func newSession(s *Server, kind sessionKind, owner string, room string) *session {
@@ -128,6 +131,9 @@ func (x *session) peerGone() { x.goneOnce.Do(func() { close(x.gone) }) }
 // (ending a WHIP stream) and its peer connection closes.
 func (x *session) end() {
 	x.endOnce.Do(func() {
+		if x.expiry != nil {
+			x.expiry.Stop()
+		}
 		close(x.done)
 		x.s.sessions.remove(x.id)
 		if x.room != nil {
@@ -147,13 +153,37 @@ type sessionTable struct {
 	m  map[string]*session
 }
 
-func (t *sessionTable) add(x *session) {
+// addWithin adds x unless its owner already holds max sessions of its
+// kind (0: no limit); check and add are one step, so concurrent POSTs of
+// one token cannot all pass.
+func (t *sessionTable) addWithin(x *session, max int) bool {
 	t.mu.Lock()
 	defer t.mu.Unlock()
+	if max > 0 && t.ownedLocked(x.kind, x.owner) >= max {
+		return false
+	}
 	if t.m == nil {
 		t.m = map[string]*session{}
 	}
 	t.m[x.id] = x
+	return true
+}
+
+// owned counts the sessions of kind that owner holds.
+func (t *sessionTable) owned(kind sessionKind, owner string) int {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.ownedLocked(kind, owner)
+}
+
+func (t *sessionTable) ownedLocked(kind sessionKind, owner string) int {
+	n := 0
+	for _, x := range t.m {
+		if x.kind == kind && x.owner == owner {
+			n++
+		}
+	}
+	return n
 }
 
 func (t *sessionTable) get(id string) *session {
@@ -282,8 +312,16 @@ func (r *room) whepSessionsLocked(st *stream) []*session {
 
 // teacherTracksLocked picks what a WHEP viewer shows: the video of the
 // teacher's stream of label, and the audio of the teacher's camera stream.
+// A stream counts from its first track, before it is announced to class
+// pages (stream.ready), and ready streams come first.
 func (r *room) teacherTracksLocked(label string) (video, audio *sfu.Track) {
-	for _, st := range r.readyStreamsLocked() {
+	streams := r.readyStreamsLocked()
+	for _, st := range r.streams {
+		if !st.ready && !st.ended {
+			streams = append(streams, st)
+		}
+	}
+	for _, st := range streams {
 		if !st.teacher {
 			continue
 		}
@@ -385,17 +423,13 @@ func checkRoom(claims auth.Claims, room string) error {
 }
 
 // readBody reads a body of content type ctype, at most limit bytes.
-func readBody(w http.ResponseWriter, r *http.Request, ctype string, wrongType error, limit int64) (string, error) {
+func (s *Server) readBody(w http.ResponseWriter, r *http.Request, ctype string, wrongType error, limit int64) (string, error) {
 	if mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type")); err != nil || mt != ctype {
 		return "", wrongType
 	}
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, limit))
+	body, err := s.readAll(w, r, limit)
 	if err != nil {
-		var tooBig *http.MaxBytesError
-		if errors.As(err, &tooBig) {
-			return "", ErrBodyTooLarge
-		}
-		return "", fmt.Errorf("%w: read body: %v", ErrBadRequest, err)
+		return "", err
 	}
 	if len(body) == 0 || !utf8.Valid(body) {
 		return "", fmt.Errorf("%w: empty or not UTF-8", ErrBadSDP)
@@ -434,6 +468,7 @@ func writeMediaError(w http.ResponseWriter, err error) {
 	if status == http.StatusUnauthorized {
 		h.Set("WWW-Authenticate", `Bearer realm="lectern"`)
 	}
+	setRetryAfter(h, err)
 	h.Set("Content-Type", "text/plain; charset=utf-8")
 	h.Set("Cache-Control", "no-store")
 	h.Set("X-Content-Type-Options", "nosniff")
@@ -443,14 +478,14 @@ func writeMediaError(w http.ResponseWriter, err error) {
 
 // writeCreated answers a POST: 201, the session's Location and ETag, the
 // ICE servers and the SDP answer (RFC 9725 4.2).
-func (s *Server) writeCreated(w http.ResponseWriter, x *session, answer string) {
+func (s *Server) writeCreated(w http.ResponseWriter, r *http.Request, x *session, answer string) {
 	h := w.Header()
 	h.Set("Content-Type", ctypeSDP)
 	h.Set("Location", x.location())
 	h.Set("ETag", x.etag)
 	h.Set("Accept-Patch", ctypeFrag)
 	h.Set("Cache-Control", "no-store")
-	for _, l := range linkHeaders(s.opts.ICEServers) {
+	for _, l := range linkHeaders(s.iceServers(x.hc.pid, x.hc.claims, requestHost(r))) {
 		h.Add("Link", l)
 	}
 	w.WriteHeader(http.StatusCreated)
@@ -513,7 +548,7 @@ func (s *Server) deleteSession(w http.ResponseWriter, _ *http.Request, x *sessio
 // patchSession applies trickled candidates (RFC 8840) or restarts ICE
 // (RFC 9725 4.3).
 func (s *Server) patchSession(w http.ResponseWriter, r *http.Request, x *session) {
-	body, err := readBody(w, r, ctypeFrag, ErrNotSDPFrag, maxFragBytes)
+	body, err := s.readBody(w, r, ctypeFrag, ErrNotSDPFrag, maxFragBytes)
 	if err != nil {
 		writeMediaError(w, err)
 		return

@@ -118,6 +118,7 @@ func (r *room) publisherConfig(st *stream) sfu.PublisherConfig {
 			}
 		},
 		OnClose: func() { r.s.tasks.start(func() { r.endStream(st) }) },
+		OnPath:  func(p sfu.Path) { r.setPath(st.owner.pid, p) },
 	}
 }
 
@@ -182,7 +183,9 @@ func (r *room) attach(st *stream, pub *sfu.Publisher, expected int, rid, sdp str
 }
 
 // onTrack collects a stream's tracks; the stream is ready with all of
-// them, or a moment (timings.ready, 3 s) after the first with those it has.
+// them, or a moment (timings.ready, 3 s) after the first with those it
+// has. A track that comes later still is added to the ready stream
+// (addLate).
 func (r *room) onTrack(st *stream, t *sfu.Track) {
 	r.mu.Lock()
 	if st.ended {
@@ -190,13 +193,24 @@ func (r *room) onTrack(st *stream, t *sfu.Track) {
 		return
 	}
 	st.tracks = append(st.tracks, t)
+	if st.ready {
+		r.mu.Unlock()
+		r.addLate(st, t)
+		return
+	}
 	startTimer := !st.waiting
 	st.waiting = true
 	full := st.expected > 0 && len(st.tracks) >= st.expected
+	whep := r.whepSessionsLocked(st)
 	r.mu.Unlock()
 	if full {
 		r.markReady(st)
 		return
+	}
+	// WHEP viewers need no offer with every track: they take each as it
+	// comes, so a class starting is watched from its first keyframe.
+	if len(whep) > 0 {
+		r.s.tasks.start(func() { followAll(whep) })
 	}
 	if startTimer {
 		r.s.tasks.start(func() {
@@ -209,6 +223,63 @@ func (r *room) onTrack(st *stream, t *sfu.Track) {
 			}
 		})
 	}
+}
+
+// addLate brings a track that arrived after its stream was announced (a
+// publisher whose audio starts seconds after its video) to everyone who
+// receives the stream. Nothing is renegotiated: each class page gets a
+// fresh subscriber peer connection with every track, which replaces its
+// old one as on a client's resubscribe; WHEP viewers and relays to other
+// nodes take the track as the source of its kind; the recording takes
+// the stream again, as after a reconnect.
+func (r *room) addLate(st *stream, t *sfu.Track) {
+	r.mu.Lock()
+	if st.ended {
+		r.mu.Unlock()
+		return
+	}
+	tracks := append([]*sfu.Track(nil), st.tracks...)
+	var viewers []*conn
+	var old []io.Closer
+	for v := range st.subs {
+		if sub := r.takeSubLocked(v, st); sub != nil {
+			viewers = append(viewers, v)
+			old = append(old, sub.sub)
+		}
+	}
+	outs := make([]*sfu.Viewer, 0, len(st.outs))
+	for v := range st.outs {
+		outs = append(outs, v)
+	}
+	whep := r.whepSessionsLocked(st)
+	r.mu.Unlock()
+	closeAll(old)
+	st.owner.log.Info().Str("stream", st.clientID).Str("kind", t.Kind().String()).Msg("signaling: a late track joins its stream")
+	for _, v := range outs {
+		_ = v.SetSource(t.Kind(), t)
+	}
+	if !st.relay {
+		r.s.rec.streamReady(r.id, st, tracks)
+	}
+	r.s.tasks.start(func() {
+		followAll(whep)
+		for _, v := range viewers {
+			r.subscribe(v, st, tracks)
+		}
+	})
+}
+
+// takeSubLocked detaches c's subscription to st, if any, without telling
+// c: a new offer for the same stream replaces it on the client.
+func (r *room) takeSubLocked(c *conn, st *stream) *subscription {
+	sub := c.subs[st.serverID]
+	if sub == nil {
+		return nil
+	}
+	sub.closed = true
+	delete(c.subs, st.serverID)
+	delete(st.subs, c)
+	return sub
 }
 
 // checkReady covers tracks that arrived before the publisher was attached.
@@ -253,9 +324,7 @@ func (r *room) markReady(st *stream) {
 		r.s.rec.streamReady(r.id, st, tracks)
 	}
 	r.s.tasks.start(func() {
-		for _, x := range whep {
-			x.follow()
-		}
+		followAll(whep)
 		for _, v := range viewers {
 			r.subscribe(v, st, tracks)
 		}
@@ -312,6 +381,7 @@ func (r *room) subscribe(v *conn, st *stream, tracks []*sfu.Track) {
 			}
 		},
 		OnClose: func() { r.s.tasks.start(func() { r.dropSub(sub) }) },
+		OnPath:  func(p sfu.Path) { r.setPath(v.pid, p) },
 	})
 	if err != nil {
 		v.log.Warn().Err(err).Str("stream", id).Msg("signaling: cannot subscribe")
@@ -343,11 +413,7 @@ func (r *room) resubscribe(c *conn, id string) error {
 		r.mu.Unlock()
 		return fmt.Errorf("%w: stream %.64q was offered less than a second ago", ErrConflict, id)
 	}
-	if old != nil {
-		old.closed = true
-		delete(c.subs, st.serverID)
-		delete(st.subs, c)
-	}
+	r.takeSubLocked(c, st)
 	tracks := append([]*sfu.Track(nil), st.tracks...)
 	r.mu.Unlock()
 	if old != nil {

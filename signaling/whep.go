@@ -41,12 +41,12 @@ func (s *Server) startWHEP(w http.ResponseWriter, r *http.Request) (*session, st
 	if err := s.route(auth.RoleStudent, sfu.RoomID(room)); err != nil {
 		return nil, "", err
 	}
-	body, err := readBody(w, r, ctypeSDP, ErrNotSDP, maxSDPLen)
+	body, err := s.readBody(w, r, ctypeSDP, ErrNotSDP, maxSDPLen)
 	if err != nil {
 		return nil, "", err
 	}
-	if s.opts.Engine == nil {
-		return nil, "", ErrNoEngine
+	if err := s.mayView(claims.Participant); err != nil {
+		return nil, "", err
 	}
 	x := newSession(s, kindWHEP, claims.Participant, room)
 	x.label = label
@@ -62,12 +62,25 @@ func (s *Server) startWHEP(w http.ResponseWriter, r *http.Request) (*session, st
 		_ = x.viewer.Close()
 		return nil, "", err
 	}
-	if !s.open(x) {
-		return nil, "", ErrShuttingDown
+	if err := s.open(x); err != nil {
+		return nil, "", err
 	}
 	x.follow()
 	x.log.Info().Str("video", label).Msg("signaling: WHEP viewer joined")
 	return x, answer, nil
+}
+
+// mayView: there is a media engine, and owner holds fewer WHEP sessions
+// than allowed (checked again, atomically, in open: this check spares
+// the work of a viewer bound to be refused).
+func (s *Server) mayView(owner string) error {
+	if s.opts.Engine == nil {
+		return ErrNoEngine
+	}
+	if limit := s.opts.Limits.WHEPPerToken; s.sessions.owned(kindWHEP, owner) >= limit {
+		return tooManySessions(limit)
+	}
+	return nil
 }
 
 // whepLabel reads ?video=: the teacher's camera (default) or screen share.
@@ -107,6 +120,7 @@ func (x *session) answer(offer webrtc.SessionDescription) (string, error) {
 		Logger:   x.log,
 		StreamID: "lectern",
 		OnClose:  x.peerGone,
+		OnPath:   func(p sfu.Path) { x.s.reportPath(x.class, x.hc.pid, p) },
 	})
 	if err != nil {
 		if !errors.Is(err, sfu.ErrBadSDP) && !errors.Is(err, sfu.ErrUnsupportedCodec) {
@@ -149,5 +163,12 @@ func (x *session) follow() {
 			// of this kind until the teacher uses a codec it offered.
 			x.log.Warn().Err(err).Msg("signaling: the teacher's codec is not in the WHEP viewer's offer; no media")
 		}
+	}
+}
+
+// followAll makes each session follow what the teacher sends now.
+func followAll(sessions []*session) {
+	for _, x := range sessions {
+		x.follow()
 	}
 }

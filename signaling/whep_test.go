@@ -132,7 +132,7 @@ func TestWHIPWHEPErrors(t *testing.T) {
 	pcmuView := offerFrom(t, apiWith(t, codecPCMU), webrtc.RTPTransceiverDirectionRecvonly, kindAudio)
 	otherRoom := env.token("other", auth.RoleTeacher, "t", "Tess")
 	const sdp, frag = "application/sdp", "application/trickle-ice-sdpfrag"
-	goodFrag := "a=ice-ufrag:u\r\na=ice-pwd:p\r\n"
+	goodFrag := "a=ice-ufrag:uuuu\r\na=ice-pwd:pppppppppppppppppppppp\r\n"
 
 	for _, tc := range []struct {
 		name, method, path, token, ctype, body string
@@ -167,6 +167,7 @@ func TestWHIPWHEPErrors(t *testing.T) {
 		{"patch content type", "PATCH", view.loc, view.token, sdp, goodFrag, nil, 415, "trickle-ice-sdpfrag"},
 		{"patch malformed", "PATCH", view.loc, view.token, frag, "garbage", nil, 400, "SDP"},
 		{"patch stale etag", "PATCH", view.loc, view.token, frag, goodFrag, []string{"If-Match", `"old"`}, 412, "ICE session"},
+		{"patch bad ufrag", "PATCH", view.loc, view.token, frag, "a=ice-ufrag:u\r\na=ice-pwd:p\r\n", []string{"If-Match", "*"}, 400, "RFC 8839"},
 		{"patch bad candidate", "PATCH", pub.loc, pub.token, frag, "m=audio 9 RTP/AVP 0\r\na=mid:0\r\na=candidate:bogus\r\n", []string{"If-Match", pub.etag}, 400, "candidate"},
 	} {
 		res := env.mediaReq(tc.method, tc.path, tc.token, tc.ctype, tc.body, tc.hdr...)
@@ -252,4 +253,32 @@ func TestSDPFrag(t *testing.T) {
 		"a=candidate:1 1 udp 1 127.0.0.1 5000 typ host\r\n")
 	require.Equal(t, "a=ice-ufrag:abc\r\na=ice-pwd:def\r\nm=video 9 UDP/TLS/RTP/SAVPF 96\r\na=mid:0\r\n"+
 		"a=candidate:1 1 udp 1 127.0.0.1 5000 typ host\r\na=end-of-candidates\r\n", out)
+}
+
+// ICE credentials in a fragment follow RFC 8839 section 5.4: ufrag 4 to
+// 256 ice-chars, pwd 22 to 256.
+func TestSDPFragICECredentials(t *testing.T) {
+	t.Parallel()
+	pwd := strings.Repeat("p", 22)
+	for _, tc := range []struct {
+		ufrag, pwd string
+		ok         bool
+	}{
+		{"abcd", pwd, true},
+		{"a+/9", strings.Repeat("Z", 256), true},
+		{"abc", pwd, false},
+		{"abcd", pwd[:21], false},
+		{strings.Repeat("u", 257), pwd, false},
+		{"ab cd", pwd, false},
+		{"abcd\x00", pwd, false},
+		{"abcd", pwd + "=", false},
+		{"", pwd, false},
+	} {
+		_, err := parseSDPFrag("a=ice-ufrag:" + tc.ufrag + "\r\na=ice-pwd:" + tc.pwd + "\r\n")
+		if tc.ok {
+			require.NoError(t, err, "%q %q", tc.ufrag, tc.pwd)
+		} else {
+			require.ErrorIs(t, err, ErrBadSDP, "%q %q", tc.ufrag, tc.pwd)
+		}
+	}
 }

@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"time"
 
 	"github.com/pion/webrtc/v4"
 
@@ -40,7 +41,7 @@ func (s *Server) postSession(w http.ResponseWriter, r *http.Request, start func(
 		writeMediaError(w, err)
 		return
 	}
-	s.writeCreated(w, x, answer)
+	s.writeCreated(w, r, x, answer)
 }
 
 func (s *Server) startWHIP(w http.ResponseWriter, r *http.Request) (*session, string, error) {
@@ -58,7 +59,7 @@ func (s *Server) startWHIP(w http.ResponseWriter, r *http.Request) (*session, st
 	if err := s.route(claims.Role, sfu.RoomID(room)); err != nil {
 		return nil, "", err
 	}
-	body, err := readBody(w, r, ctypeSDP, ErrNotSDP, maxSDPLen)
+	body, err := s.readBody(w, r, ctypeSDP, ErrNotSDP, maxSDPLen)
 	if err != nil {
 		return nil, "", err
 	}
@@ -86,22 +87,40 @@ func (s *Server) startWHIP(w http.ResponseWriter, r *http.Request) (*session, st
 		x.end()
 		return nil, "", err
 	}
-	if !s.open(x) {
-		return nil, "", ErrShuttingDown
+	if err := s.open(x); err != nil {
+		return nil, "", err
 	}
 	x.log.Info().Msg("signaling: WHIP publisher live")
 	return x, answer, nil
 }
 
-// open registers a session and starts its watcher; false (and the session
-// ended) once the server is stopping.
-func (s *Server) open(x *session) bool {
-	s.sessions.add(x)
+// open registers a session, bounds its life by its token's expiry and
+// starts its watcher. A WHEP session over the token's limit is ended
+// (ErrTooManySessions); so is any once the server is stopping.
+func (s *Server) open(x *session) error {
+	limit := 0
+	if x.kind == kindWHEP {
+		limit = s.opts.Limits.WHEPPerToken
+	}
+	// Set before the session is shared: end reads it.
+	x.expiry = time.AfterFunc(time.Until(time.Unix(x.hc.claims.Expiry, 0)), func() {
+		x.log.Info().Msg("signaling: the session's token expired")
+		x.end()
+	})
+	if !s.sessions.addWithin(x, limit) {
+		x.end()
+		return tooManySessions(limit)
+	}
 	if !s.tasks.start(x.run) {
 		x.end()
-		return false
+		return ErrShuttingDown
 	}
-	return true
+	return nil
+}
+
+// tooManySessions is the refusal of a WHEP session over the limit.
+func tooManySessions(limit int) error {
+	return retryAfter(fmt.Errorf("%w (at most %d at once; end one with DELETE first)", ErrTooManySessions, limit), 5*time.Second)
 }
 
 // publish reserves the class's teacher camera stream for the session and

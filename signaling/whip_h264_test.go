@@ -17,6 +17,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"lectern/auth"
+	"lectern/sfu"
 )
 
 // TestWHIPH264PassThrough: H.264 from a WHIP publisher reaches a WHEP
@@ -98,7 +99,17 @@ func encodeH264(t *testing.T, profile string) [][]byte {
 // and returns every payload sent.
 func sendH264(t *testing.T, track *webrtc.TrackLocalStaticRTP, nals [][]byte) [][]byte {
 	t.Helper()
-	pk := rtp.NewPacketizer(1200, 102, 1, &codecs.H264Payloader{}, rtp.NewRandomSequencer(), 90000)
+	return packetizeH264(t, track, newH264Packetizer(), nals)
+}
+
+func newH264Packetizer() rtp.Packetizer {
+	return rtp.NewPacketizer(1200, 102, 1, &codecs.H264Payloader{}, rtp.NewRandomSequencer(), 90000)
+}
+
+// packetizeH264 is sendH264 with a packetizer of the caller's, so that a
+// stream sent in several calls keeps one sequence of RTP numbers.
+func packetizeH264(t *testing.T, track *webrtc.TrackLocalStaticRTP, pk rtp.Packetizer, nals [][]byte) [][]byte {
+	t.Helper()
 	var sent [][]byte
 	for _, nal := range nals {
 		samples := uint32(0)
@@ -141,4 +152,72 @@ func viewerCodec(t *testing.T, v *whepView, pt uint8) string {
 	}
 	t.Fatalf("payload type %d not negotiated", pt)
 	return ""
+}
+
+// h264API is a client whose only video codec is H.264 with the given
+// format parameters ("" offers a bare rtpmap with no a=fmtp line, as
+// GStreamer's webrtcbin and some encoder boxes do), and Opus.
+func h264API(t *testing.T, fmtps ...string) *webrtc.API {
+	t.Helper()
+	me := &webrtc.MediaEngine{}
+	for i, f := range fmtps {
+		require.NoError(t, me.RegisterCodec(webrtc.RTPCodecParameters{
+			RTPCodecCapability: webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeH264, ClockRate: 90000, SDPFmtpLine: f},
+			PayloadType:        webrtc.PayloadType(102 + i),
+		}, webrtc.RTPCodecTypeVideo))
+	}
+	require.NoError(t, me.RegisterCodec(webrtc.RTPCodecParameters{
+		RTPCodecCapability: webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeOpus, ClockRate: 48000, Channels: 2},
+		PayloadType:        111,
+	}, webrtc.RTPCodecTypeAudio))
+	return webrtc.NewAPI(webrtc.WithMediaEngine(me), webrtc.WithSettingEngine(*clientSettings()))
+}
+
+// TestWHIPH264WithoutProfile: a WHIP publisher offers H.264 with no
+// format parameters at all and sends High profile. The class takes the
+// profile from the stream's SPS: a viewer listing every browser profile
+// receives it as High, a viewer whose offer came before the teacher went
+// live too, and a viewer that lists only constrained baseline (as
+// Firefox's offer does) still receives it rather than a 422.
+func TestWHIPH264WithoutProfile(t *testing.T) {
+	t.Parallel()
+	nals := encodeH264(t, "high")
+	env := newEnv(t, envOpts{engine: true})
+	early := env.startWHEP(t, "/whep/bare", env.token("bare", auth.RoleStudent, "e", "Early"))
+	pub := env.startWHIP(t, "bare", env.token("bare", auth.RoleTeacher, "t", "Tess"), whipOpts{
+		noAudio: true, api: h264API(t, ""),
+		codec: webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeH264, ClockRate: 90000},
+	})
+	require.NotContains(t, pub.pc.LocalDescription().SDP, "a=fmtp:102", "the offer states no H.264 parameters")
+	stop := make(chan struct{})
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		pk := newH264Packetizer()
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+				packetizeH264(t, pub.video, pk, nals)
+			}
+		}
+	}()
+	t.Cleanup(func() { close(stop); <-done })
+
+	late := env.startWHEP(t, "/whep/bare", env.token("bare", auth.RoleStudent, "l", "Late"))
+	lateAPI := h264API(t, "profile-level-id=42e01f;level-asymmetry-allowed=1;packetization-mode=1")
+	baseline, res := env.newWHEP(t, "/whep/bare", env.token("bare", auth.RoleStudent, "b", "Basil"), lateAPI, false)
+	require.Equal(t, 201, res.status, res.body)
+	for name, v := range map[string]*whepView{"early": early, "late": late, "baseline-only": baseline} {
+		v.waitMedia(100, kindVideo)
+		got := v.packets(kindVideo)
+		require.True(t, sfu.IsKeyframe(webrtc.MimeTypeH264, got[0].Payload), "%s starts on a keyframe", name)
+		codec := viewerCodec(t, v, got[0].PayloadType)
+		want := "profile-level-id=6400"
+		if name == "baseline-only" {
+			want = "profile-level-id=42e0"
+		}
+		require.Contains(t, codec, want, name)
+	}
 }

@@ -90,7 +90,7 @@ func TestWHIPTrickleAndICERestart(t *testing.T) {
 	require.NotEqual(t, oldETag, view.etag)
 	view.waitMedia(20, kindVideo, kindAudio)
 
-	frag := "a=ice-ufrag:x\r\na=ice-pwd:y\r\nm=audio 9 UDP/TLS/RTP/SAVPF 0\r\na=mid:0\r\n" +
+	frag := "a=ice-ufrag:xxxx\r\na=ice-pwd:yyyyyyyyyyyyyyyyyyyyyy\r\nm=audio 9 UDP/TLS/RTP/SAVPF 0\r\na=mid:0\r\n" +
 		"a=candidate:1 1 udp 2130706431 127.0.0.1 9 typ host\r\n"
 	res = env.mediaReq(http.MethodPatch, view.loc, view.token, "application/trickle-ice-sdpfrag", frag, "If-Match", oldETag)
 	require.Equal(t, http.StatusPreconditionFailed, res.status, res.body)

@@ -295,6 +295,7 @@ func TestReconnectReplaces(t *testing.T) {
 	})
 	fresh, w := env.join(tok)
 	require.Equal(t, closeReplaced, old.closeCode())
+	require.Equal(t, ErrReplaced.Error(), old.reason, "4009 says why")
 	require.True(t, w.You.Hand, "the participant's state survives the new connection")
 	fresh.send(typeChat, "", chatData{Text: "still here"})
 	teacher.wait("chat", func(m envelope) bool { return m.Type == typeChat && strings.Contains(string(m.Data), "still here") })
@@ -306,7 +307,8 @@ func TestReconnectReplaces(t *testing.T) {
 // disturbs another client's chat.
 func TestBadClientDoesNotDisturb(t *testing.T) {
 	t.Parallel()
-	env := newEnv(t, envOpts{})
+	// Chat limits that let the good client's 20 messages through.
+	env := newEnv(t, envOpts{limits: Limits{ChatBurst: 25, ClassChatRate: 100}})
 	teacher, _ := env.join(env.token("b", auth.RoleTeacher, "t", "Tess"))
 	good, _ := env.join(env.token("b", auth.RoleStudent, "g", "Gil"))
 	bad, _ := env.join(env.token("b", auth.RoleStudent, "x", "Xan"))
@@ -328,6 +330,7 @@ func TestBadClientDoesNotDisturb(t *testing.T) {
 		good.send(typeChat, "", chatData{Text: fmt.Sprintf("good %d", i)})
 	}
 	require.Equal(t, closeRateLimited, bad.closeCode())
+	require.Equal(t, ErrRateLimited.Error(), bad.reason, "4008 says why")
 	for i := 0; i < 20; i++ {
 		text := fmt.Sprintf(`"good %d"`, i)
 		teacher.wait(text, func(m envelope) bool { return m.Type == typeChat && strings.Contains(string(m.Data), text) })

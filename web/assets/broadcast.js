@@ -20,8 +20,9 @@ function streamId(label) {
 }
 
 export class Broadcaster {
-  constructor({ send, onChange, onError }) {
+  constructor({ send, codec, onChange, onError }) {
     this.send = send;
+    this.codec = codec ?? 'video/VP8';
     this.onChange = onChange;
     this.onError = onError;
     this.media = { camera: null, screen: null };
@@ -78,7 +79,7 @@ export class Broadcaster {
     const media = this.media[label];
     if (!media || this.pubs.has(label)) return;
     const pub = new Publisher({
-      id: streamId(label), label, media, send: this.send,
+      id: streamId(label), label, media, send: this.send, codec: this.codec,
       onFailed: () => this.failed(pub),
     });
     this.pubs.set(label, pub);

@@ -3,7 +3,7 @@
 // drives the peer connections and the view.
 
 import { Signal, socketURL } from './protocol.js';
-import { Subscriber, videoStats } from './peer.js';
+import { Subscriber, setIceServers, videoStats } from './peer.js';
 import { Broadcaster } from './broadcast.js';
 import { describeMediaError } from './media.js';
 import { RecordingControls } from './recording.js';
@@ -54,6 +54,7 @@ export class Classroom {
     });
     this.broadcaster = new Broadcaster({
       send: this.send,
+      codec: videoCodec(location.search),
       onChange: () => this.renderLocal(),
       onError: (text) => view.toast(text, 'error'),
     });
@@ -124,6 +125,9 @@ export class Classroom {
     this.shuttingDown = false;
     this.you = d.you ?? null;
     this.node = typeof d.node === 'string' ? d.node : '';
+    setIceServers(d.ice_servers);
+    // How each participant's media connects: told to teachers and operators only.
+    this.connections = new Map(Object.entries(d.connections ?? {}));
     this.live = Boolean(d.live);
     this.participants = new Map((d.participants ?? []).map((p) => [p.id, p]));
     if (this.you && this.role !== 'operator' && !this.participants.has(this.you.id)) {
@@ -328,8 +332,10 @@ export class Classroom {
   }
 
   renderPeople() {
-    for (const p of this.participants.values()) p.quality = this.quality.get(p.id) ?? '';
-    this.view.renderPeople(this.participants, this.you?.id, this.moderator);
+    const withPaths = new Map([...this.participants].map(([id, p]) => [id, {
+      ...p, connection: this.connections?.get(id), quality: this.quality.get(id) ?? '',
+    }]));
+    this.view.renderPeople(withPaths, this.you?.id, this.moderator);
     const teacher = [...this.participants.values()].find((p) => p.role === 'teacher');
     if (teacher && this.role !== 'teacher') this.view.setHeading(this.claims.room, teacher.name, this.role, this.claims.title);
   }
@@ -426,6 +432,11 @@ const HANDLERS = {
     this.live = Boolean(d.live);
     this.renderWaiting();
   },
+  participant_connection(d) {
+    if (!d?.id) return;
+    this.connections?.set(d.id, String(d.connection ?? ''));
+    this.renderPeople();
+  },
   participant_joined(d) { this.upsert(d); },
   participant_updated(d) { this.upsert(d); },
   participant_left(d) {
@@ -446,3 +457,12 @@ const HANDLERS = {
     this.renderPeople();
   },
 };
+
+// videoCodec is the camera's codec a ?codec= query asks for (vp8, vp9,
+// h264 or av1: a school whose players or archive want H.264 opens the
+// teacher's page with ?codec=h264); VP8 otherwise, which every browser
+// decodes.
+export function videoCodec(search) {
+  const codecs = { vp8: 'video/VP8', vp9: 'video/VP9', h264: 'video/H264', av1: 'video/AV1' };
+  return codecs[new URLSearchParams(search).get('codec')?.toLowerCase()] ?? codecs.vp8;
+}

@@ -5,6 +5,13 @@ import { el, initials, hue } from './ui.js';
 
 const ROLE_ORDER = { teacher: 0, student: 1, operator: 2 };
 const ROLE_NAME = { teacher: 'Teacher', student: 'Student', operator: 'Operator' };
+// PATH_NAME says in words how a participant's media connects
+// (participant_connection, docs/protocol.md); others show as sent.
+const PATH_NAME = {
+  'host/udp': 'UDP', 'srflx/udp': 'UDP', 'prflx/udp': 'UDP',
+  'host/tcp': 'TCP', 'srflx/tcp': 'TCP', 'prflx/tcp': 'TCP',
+  'relay/udp': 'Relay (UDP)', 'relay/tcp': 'Relay (TCP)', 'relay/tls': 'Relay (TLS)',
+};
 
 // compare: teacher first, then raised hands, then by name.
 function compare(a, b) {
@@ -96,6 +103,13 @@ export class ParticipantList {
     if (p.role !== 'student') out.push(el('span', { className: `tag tag-${p.role}`, text: ROLE_NAME[p.role] ?? p.role }));
     if (p.hand) out.push(el('span', { className: 'tag tag-hand', text: 'Hand raised', attrs: { 'data-testid': 'hand-raised' } }));
     if (p.can_publish && p.role === 'student') out.push(el('span', { className: 'tag tag-speaker', text: 'Can speak' }));
+    if (p.connection) {
+      out.push(el('span', {
+        className: `tag tag-path tag-path-${p.connection.split('/')[0]}`,
+        text: PATH_NAME[p.connection] ?? p.connection,
+        attrs: { 'data-testid': 'media-path', 'data-connection': p.connection, title: `Media path: ${p.connection}` },
+      }));
+    }
     // The server's verdict on the student's connection, sent to moderators only.
     if (p.quality && p.role === 'student') {
       out.push(el('span', {

@@ -3,10 +3,54 @@
 // receives one server stream and answers. Neither is ever renegotiated: a
 // new stream is a new peer connection.
 
-// No STUN or TURN: the server's SDP already carries its reachable
-// candidates (one UDP port and one ICE-TCP port), and the page may run on
-// a network without internet access.
+// No STUN: the server's SDP already carries its reachable candidates (one
+// UDP port and one ICE-TCP port), and the page may run on a network
+// without internet access. TURN servers, when the node runs one, come
+// with each welcome (docs/protocol.md) and serve every later connection.
 const RTC_CONFIG = { iceServers: [], bundlePolicy: 'max-bundle', rtcpMuxPolicy: 'require' };
+
+// The path policy falls back on its own: every connection first tries all
+// its candidates at once (UDP, then ICE-TCP, and TURN when the node has
+// it: ICE checks them in that order of priority, RFC 8445 5.1.2). A
+// connection that fails or is not up after STALL_MS counts as a failure;
+// after one, with TURN servers known, later connections use the relay
+// only ('relay'), which a network that mangles direct paths cannot
+// spoil. What worked is kept for the rest of the browser tab's session.
+const STALL_MS = 12000;
+const POLICY_KEY = 'lectern.icePolicy';
+
+function storedPolicy() {
+  try {
+    return sessionStorage.getItem(POLICY_KEY) === 'relay' ? 'relay' : 'all';
+  } catch {
+    return 'all';
+  }
+}
+
+let icePolicy = storedPolicy();
+
+// noteFailure escalates to relay-only when there is a relay to use.
+function noteFailure() {
+  if (icePolicy === 'relay' || !RTC_CONFIG.iceServers.some((s) => s.urls.some((u) => /^turns?:/.test(u)))) return;
+  icePolicy = 'relay';
+  try {
+    sessionStorage.setItem(POLICY_KEY, icePolicy);
+  } catch {
+    // storage unavailable: remembered for this page only
+  }
+}
+
+// currentIcePolicy is the policy new connections use ('all' or 'relay').
+export function currentIcePolicy() { return icePolicy; }
+
+// setIceServers takes the welcome's `ice_servers` (RTCIceServer shapes).
+export function setIceServers(servers) {
+  RTC_CONFIG.iceServers = Array.isArray(servers)
+    ? servers.filter((s) => s && Array.isArray(s.urls)).map((s) => ({
+      urls: s.urls, username: s.username, credential: s.credential,
+    }))
+    : [];
+}
 
 // StreamPeer is what both directions share: the connection, and trickle ICE
 // (RFC 8838) in both directions with the queues that ordering needs.
@@ -19,8 +63,31 @@ class StreamPeer {
     this.localIce = [];
     this.remoteReady = false; // remote SDP applied: candidates can be added
     this.remoteIce = [];
-    this.pc = new RTCPeerConnection(RTC_CONFIG);
+    this.policy = icePolicy;
+    this.pc = new RTCPeerConnection({ ...RTC_CONFIG, iceTransportPolicy: icePolicy });
     this.pc.onicecandidate = (ev) => this.onLocalCandidate(ev.candidate);
+    this.stallTimer = null;
+  }
+
+  // watch calls onFailed once when the connection fails, or is still not
+  // up STALL_MS after its SDP exchange began; each failure counts toward
+  // the fallback to relay-only.
+  watch(onFailed) {
+    let reported = false;
+    const fail = () => {
+      if (reported || this.closed) return;
+      reported = true;
+      noteFailure();
+      onFailed?.(this);
+    };
+    this.pc.onconnectionstatechange = () => {
+      const s = this.pc.connectionState;
+      if (s === 'connected') clearTimeout(this.stallTimer);
+      if (s === 'failed') fail();
+    };
+    this.stallTimer = setTimeout(() => {
+      if (this.pc.connectionState !== 'connected') fail();
+    }, STALL_MS);
   }
 
   onLocalCandidate(candidate) {
@@ -64,6 +131,7 @@ class StreamPeer {
   close() {
     if (this.closed) return;
     this.closed = true;
+    clearTimeout(this.stallTimer);
     this.pc.onicecandidate = null;
     this.pc.ontrack = null;
     this.pc.onconnectionstatechange = null;
@@ -80,8 +148,8 @@ function orderCodecs(codecs, mimeType) {
   return [...first, ...codecs.filter((c) => c.mimeType.toLowerCase() !== want)];
 }
 
-// preferCodec asks for mimeType (VP8: every browser can decode it, so the SFU
-// can forward one encoding to all). Browsers check the list against sender
+// preferCodec asks for mimeType (VP8 unless the page was asked for another:
+// every browser can decode it, so the SFU can forward one encoding to all). Browsers check the list against sender
 // or, in older versions, receiver capabilities, so both are tried.
 export function preferCodec(transceiver, mimeType) {
   if (typeof transceiver.setCodecPreferences !== 'function') return;
@@ -100,15 +168,14 @@ export function preferCodec(transceiver, mimeType) {
 
 // Publisher sends one local MediaStream with sendonly transceivers.
 export class Publisher extends StreamPeer {
-  constructor({ id, label, media, send, onFailed }) {
+  constructor({ id, label, media, send, codec, onFailed }) {
     super(id, send);
     this.label = label;
+    this.codec = codec ?? 'video/VP8';
     this.media = media;
     this.rid = null;
     this.answered = false;
-    this.pc.onconnectionstatechange = () => {
-      if (this.pc.connectionState === 'failed' && !this.closed) onFailed?.(this);
-    };
+    this.watch(onFailed);
   }
 
   // start makes the offer and sends `publish`. It returns the request id,
@@ -116,7 +183,7 @@ export class Publisher extends StreamPeer {
   async start() {
     for (const track of this.media.getTracks()) {
       const tr = this.pc.addTransceiver(track, { direction: 'sendonly', streams: [this.media] });
-      if (track.kind === 'video') preferCodec(tr, 'video/VP8');
+      if (track.kind === 'video') preferCodec(tr, this.codec);
     }
     await this.pc.setLocalDescription(await this.pc.createOffer());
     if (this.closed) return null;
@@ -144,9 +211,7 @@ export class Subscriber extends StreamPeer {
       this.media.addTrack(ev.track);
       onTrack(this);
     };
-    this.pc.onconnectionstatechange = () => {
-      if (this.pc.connectionState === 'failed' && !this.closed) onFailed?.(this);
-    };
+    this.watch(onFailed);
   }
 
   // accept applies the server's offer and sends our answer. The offer's

@@ -18,7 +18,7 @@
 // camera again. Such a page stays and opens its websocket to the other
 // node, which accepts the pages of every node of its cluster.
 
-import { decodeClaims } from './token.js';
+import { decodeClaims, currentLink } from './token.js';
 
 export const FINAL_CLOSE_CODES = new Set([1000, 4001, 4003, 4009]);
 export const CLOSE_REDIRECT = 4307;
@@ -75,10 +75,12 @@ export function nodeBase(url) {
 // who came with a class invite that is the personal token, which the other
 // origin's sessionStorage does not hold, so identity survives the move; the
 // invite itself stays as `invite` so an expired session can join again.
-export function movedLocation(base, token, loc = location) {
+// The page keeps its link out of the address bar (token.js, takeLink).
+export function movedLocation(base, token, loc = location, link = currentLink(loc)) {
   const params = new URLSearchParams(loc.hash.replace(/^#/, ''));
-  const linkToken = params.get('token');
-  if (linkToken && linkToken !== token && decodeClaims(linkToken)?.inv) params.set('invite', linkToken);
+  const linkToken = link.token;
+  const invite = link.invite || (linkToken && linkToken !== token && decodeClaims(linkToken)?.inv ? linkToken : '');
+  if (invite) params.set('invite', invite);
   params.set('token', token);
   params.set('moved', String(movedCount(loc) + 1));
   return `${base}${loc.pathname}${loc.search}#${params.toString()}`;

@@ -1,9 +1,10 @@
-// room.js: the class page's entry point. It reads the link's token, turns
+// room.js: the class page's entry point. It reads the link's token (and
+// takes it out of the address bar, token.js takeLink), turns
 // a student invite into a personal token (asking the student's name), then
 // runs a Classroom. It also exposes window.lectern for tests and support.
 
 import {
-  tokenFromHash, decodeClaims, isExpired, loadPersonalToken, savePersonalToken, forgetPersonalToken,
+  takeLink, decodeClaims, isExpired, loadPersonalToken, savePersonalToken, forgetPersonalToken,
 } from './token.js';
 import { Classroom } from './classroom.js';
 import { RoomView } from './view.js';
@@ -59,7 +60,8 @@ window.lectern = {
 };
 
 function boot() {
-  const token = tokenFromHash();
+  const link = takeLink();
+  const token = link.token;
   const claims = decodeClaims(token);
   if (!claims || typeof claims.room !== 'string' || !claims.role) {
     view.notice(NOTICES.badLink);
@@ -70,7 +72,7 @@ function boot() {
     startFromInvite();
     return;
   }
-  if (movedFromInvite(token, claims)) return;
+  if (movedFromInvite(token, claims, link.invite)) return;
   if (isExpired(claims)) {
     view.notice(NOTICES.expired);
     return;
@@ -83,8 +85,7 @@ function boot() {
 // as `token` and the invite as `invite`. The personal token is stored for
 // this origin, so reloads keep the participant, and the invite stays at
 // hand for when the session ends (4001).
-function movedFromInvite(token, claims) {
-  const inviteToken = new URLSearchParams(location.hash.replace(/^#/, '')).get('invite') ?? '';
+function movedFromInvite(token, claims, inviteToken) {
   const inviteClaims = decodeClaims(inviteToken);
   if (!inviteClaims?.inv || inviteClaims.room !== claims.room || claims.role !== 'student') return false;
   invite = { token: inviteToken, claims: inviteClaims };
@@ -128,6 +129,10 @@ async function exchangeInvite(name) {
       view.nameError('Enter your name (1 to 64 characters).');
       return;
     }
+    if (res.status === 429) {
+      retryJoin(name, res);
+      return;
+    }
     if (!res.ok) {
       view.nameError(await errorMessage(res, 'Could not join the class'));
       return;
@@ -143,6 +148,15 @@ async function exchangeInvite(name) {
   } finally {
     view.nameBusy(false);
   }
+}
+
+// retryJoin: many students are joining from the same invite or network
+// at once (the server's join limits, 429); the page tries again by
+// itself after the Retry-After the server gave, at most a minute.
+function retryJoin(name, res) {
+  const wait = Math.min(60, Math.max(1, Number(res.headers.get('Retry-After')) || 5));
+  view.nameError(`Many students are joining right now. Trying again in ${wait} s…`);
+  setTimeout(() => exchangeInvite(name), wait * 1000);
 }
 
 function enter(token, claims) {

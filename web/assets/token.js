@@ -13,6 +13,42 @@ export function tokenFromHash(hash = location.hash) {
   return new URLSearchParams(hash.replace(/^#/, '')).get('token') ?? '';
 }
 
+const LINK_PREFIX = 'lectern:link:';
+
+// takeLink moves the link's secrets (`token`, and `invite` after a move
+// between nodes) out of the address bar into this tab's sessionStorage,
+// so a shared screen or the history shows no token, while a reload of the
+// page still finds them. It returns {token, invite}: the fragment's, or,
+// when the fragment has none (a reload), the ones kept for this page.
+export function takeLink(loc = location) {
+  const params = new URLSearchParams(loc.hash.replace(/^#/, ''));
+  const key = LINK_PREFIX + loc.pathname;
+  if (!params.has('token') && !params.has('invite')) return storedLink(key);
+  const link = { token: params.get('token') ?? '', invite: params.get('invite') ?? '' };
+  try { sessionStorage.setItem(key, JSON.stringify(link)); } catch { /* private mode: no reload */ }
+  params.delete('token');
+  params.delete('invite');
+  const rest = params.toString();
+  history.replaceState(history.state, '', `${loc.pathname}${loc.search}${rest ? `#${rest}` : ''}`);
+  return link;
+}
+
+// currentLink is the page's link secrets without changing anything.
+export function currentLink(loc = location) {
+  const params = new URLSearchParams(loc.hash.replace(/^#/, ''));
+  if (params.has('token')) return { token: params.get('token') ?? '', invite: params.get('invite') ?? '' };
+  return storedLink(LINK_PREFIX + loc.pathname);
+}
+
+function storedLink(key) {
+  try {
+    const v = JSON.parse(sessionStorage.getItem(key) ?? 'null');
+    return { token: typeof v?.token === 'string' ? v.token : '', invite: typeof v?.invite === 'string' ? v.invite : '' };
+  } catch {
+    return { token: '', invite: '' };
+  }
+}
+
 // decodeClaims returns the JWT payload (base64url JSON, RFC 7515 section 2)
 // or null when the token is not shaped like a JWT.
 export function decodeClaims(token) {
