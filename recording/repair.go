@@ -144,6 +144,9 @@ func (s *scanner) walk(pos, limit int64, parent uint32) error {
 		if size == unknownSize {
 			end = limit
 		}
+		if end < data {
+			return nil // the header runs past its parent's end: damaged
+		}
 		if end > s.size {
 			if id == idCluster || id == idSegment {
 				end = s.size // enter, keep what is complete
