@@ -128,6 +128,9 @@ func NewParticipantID() string {
 	return base64.RawURLEncoding.EncodeToString(b)
 }
 
+// maxTokenLen bounds what Verify reads; Mint refuses to make longer ones.
+const maxTokenLen = 4096
+
 // header is the fixed JOSE header of every token Lectern mints.
 const header = `{"alg":"HS256","typ":"JWT"}`
 
@@ -148,13 +151,17 @@ func (s *Signer) Mint(c Claims, ttl time.Duration) (string, error) {
 	}
 	enc := base64.RawURLEncoding
 	signing := enc.EncodeToString([]byte(header)) + "." + enc.EncodeToString(body)
-	return signing + "." + enc.EncodeToString(s.sign(signing)), nil
+	tok := signing + "." + enc.EncodeToString(s.sign(signing))
+	if len(tok) > maxTokenLen {
+		return "", ErrClaims // Verify would refuse it
+	}
+	return tok, nil
 }
 
 // Verify checks the token's form, algorithm, signature, expiry and claims.
 func (s *Signer) Verify(token string) (Claims, error) {
 	var c Claims
-	if len(token) > 4096 {
+	if len(token) > maxTokenLen {
 		return c, ErrMalformed
 	}
 	parts := strings.Split(token, ".")
