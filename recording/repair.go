@@ -147,9 +147,11 @@ func (s *scanner) walk(pos, limit int64, parent uint32) error {
 		if end < data {
 			return nil // the header runs past its parent's end: damaged
 		}
-		if end > s.size {
+		// limit is the parent's end (the file's at most): a child that
+		// runs past it is damaged, and what follows is not read.
+		if end > limit {
 			if id == idCluster || id == idSegment {
-				end = s.size // enter, keep what is complete
+				end = limit // enter, keep what is complete
 			} else {
 				return nil
 			}
