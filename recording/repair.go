@@ -360,6 +360,9 @@ func (s *scanner) writeCues(f io.WriterAt) error {
 			_, err := f.WriteAt(buf.Bytes(), s.voidPos)
 			return errors.Join(err)
 		}
+		if len(pts) == 1 {
+			return nil // not one point fits: the file plays without Cues
+		}
 		half := pts[:0:0]
 		for i := 0; i < len(pts); i += 2 {
 			half = append(half, pts[i])
