@@ -16,6 +16,7 @@ import (
 	"fmt"
 	"strings"
 	"time"
+	"unicode/utf8"
 )
 
 // Role is what a participant may do in a class.
@@ -79,7 +80,20 @@ func (c Claims) Valid() bool {
 	if c.Recording != "" && (c.Role != RoleStudent || c.Invite || len(c.Recording) > 64) {
 		return false
 	}
-	return c.Participant != "" && c.Expiry > 0 && len(c.Name) <= 64 && len(c.Title) <= 200
+	return c.Participant != "" && c.Expiry > 0 && len(c.Name) <= 64 && len(c.Title) <= 200 && c.validUTF8()
+}
+
+// validUTF8: JSON carries text only (RFC 8259 8.1), and encoding/json
+// would turn invalid bytes into U+FFFD, so the token would carry other
+// claims than those minted, longer ones even (a 64-byte name of invalid
+// bytes verifies as 192 bytes, past the limit).
+func (c Claims) validUTF8() bool {
+	for _, s := range []string{c.Room, string(c.Role), c.Name, c.Title, c.Participant, c.Recording} {
+		if !utf8.ValidString(s) {
+			return false
+		}
+	}
+	return true
 }
 
 // ValidAt reports whether t is within the token's validity period:
@@ -123,6 +137,9 @@ func NewParticipantID() string {
 	return base64.RawURLEncoding.EncodeToString(b)
 }
 
+// maxTokenLen bounds what Verify reads; Mint refuses to make longer ones.
+const maxTokenLen = 4096
+
 // header is the fixed JOSE header of every token Lectern mints.
 const header = `{"alg":"HS256","typ":"JWT"}`
 
@@ -143,21 +160,27 @@ func (s *Signer) Mint(c Claims, ttl time.Duration) (string, error) {
 	}
 	enc := base64.RawURLEncoding
 	signing := enc.EncodeToString([]byte(header)) + "." + enc.EncodeToString(body)
-	return signing + "." + enc.EncodeToString(s.sign(signing)), nil
+	tok := signing + "." + enc.EncodeToString(s.sign(signing))
+	if len(tok) > maxTokenLen {
+		return "", ErrClaims // Verify would refuse it
+	}
+	return tok, nil
 }
 
 // Verify checks the token's form, algorithm, signature, validity period
 // (nbf and exp) and claims.
 func (s *Signer) Verify(token string) (Claims, error) {
 	var c Claims
-	if len(token) > 4096 {
+	if len(token) > maxTokenLen {
 		return c, ErrMalformed
 	}
 	parts := strings.Split(token, ".")
 	if len(parts) != 3 {
 		return c, ErrMalformed
 	}
-	enc := base64.RawURLEncoding
+	// Strict: the unused bits of a last character must be zero (RFC
+	// 4648 3.5), or one token would have several spellings that verify.
+	enc := base64.RawURLEncoding.Strict()
 	hdrRaw, err1 := enc.DecodeString(parts[0])
 	body, err2 := enc.DecodeString(parts[1])
 	sig, err3 := enc.DecodeString(parts[2])

@@ -140,13 +140,16 @@ func av1Valid(tu []byte) bool {
 // the Matroska mapping marks only such Blocks as key frames).
 func av1Key(tu []byte) bool {
 	var seq *av1Sequence
-	key := false
+	key, seen := false, false
 	av1OBUs(tu, func(o obu, _ []byte) bool {
 		switch o.typ {
 		case obuSequenceHeader:
-			if s, ok := parseAV1Sequence(o.payload); ok {
+			// The first one only: it is the one av1Config and av1Size
+			// read, so a key frame always has its CodecPrivate.
+			if s, ok := parseAV1Sequence(o.payload); ok && !seen {
 				seq = &s
 			}
+			seen = true
 		case obuFrame, obuFrameHeader:
 			key = seq != nil && av1KeyFrameHeader(seq, o.payload)
 			return false

@@ -144,9 +144,14 @@ func (s *scanner) walk(pos, limit int64, parent uint32) error {
 		if size == unknownSize {
 			end = limit
 		}
-		if end > s.size {
+		if end < data {
+			return nil // the header runs past its parent's end: damaged
+		}
+		// limit is the parent's end (the file's at most): a child that
+		// runs past it is damaged, and what follows is not read.
+		if end > limit {
 			if id == idCluster || id == idSegment {
-				end = s.size // enter, keep what is complete
+				end = limit // enter, keep what is complete
 			} else {
 				return nil
 			}
@@ -354,6 +359,9 @@ func (s *scanner) writeCues(f io.WriterAt) error {
 			}
 			_, err := f.WriteAt(buf.Bytes(), s.voidPos)
 			return errors.Join(err)
+		}
+		if len(pts) == 1 {
+			return nil // not one point fits: the file plays without Cues
 		}
 		half := pts[:0:0]
 		for i := 0; i < len(pts); i += 2 {

@@ -116,7 +116,7 @@ func (tt *testTrack) stop() { tt.end() }
 
 // startDownTrack binds a down track to w and writes it on the test
 // track's shared writer shard, as the down tracks of UDP subscribers are.
-func startDownTrack(t *testing.T, tt *testTrack, w *recordingWriter, ssrc uint32) *DownTrack {
+func startDownTrack(t testing.TB, tt *testTrack, w *recordingWriter, ssrc uint32) *DownTrack {
 	if tt.shard == nil {
 		tt.shard = newTestShard(t)
 	}
@@ -124,7 +124,7 @@ func startDownTrack(t *testing.T, tt *testTrack, w *recordingWriter, ssrc uint32
 }
 
 // startDownTrackOn is startDownTrack on shard sh.
-func startDownTrackOn(t *testing.T, tt *testTrack, sh *writerShard, w *recordingWriter, ssrc uint32) *DownTrack {
+func startDownTrackOn(t testing.TB, tt *testTrack, sh *writerShard, w *recordingWriter, ssrc uint32) *DownTrack {
 	d := newDownTrack(tt.Track, tt.stats, zerolog.Nop())
 	d.binding.Store(&binding{id: "b", ssrc: ssrc, pt: 96, w: w})
 	d.setShard(sh)
@@ -135,7 +135,7 @@ func startDownTrackOn(t *testing.T, tt *testTrack, sh *writerShard, w *recording
 
 // newTestShard starts a writer shard that stops when the test ends, after
 // releasing what its down tracks hold.
-func newTestShard(t *testing.T) *writerShard {
+func newTestShard(t testing.TB) *writerShard {
 	sh := startWriterShard(nil)
 	t.Cleanup(sh.stop)
 	return sh

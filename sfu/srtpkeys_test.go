@@ -71,7 +71,7 @@ func srtpProfiles() []srtpProfile {
 
 // clientContexts are the DTLS client's SRTP contexts, derived through
 // pion's own exporter: seal for what it sends, open for what it gets.
-func clientContexts(t *testing.T, client dtls.State, p srtp.ProtectionProfile) (seal, open *srtp.Context) {
+func clientContexts(t testing.TB, client dtls.State, p srtp.ProtectionProfile) (seal, open *srtp.Context) {
 	t.Helper()
 	cfg := srtp.Config{Profile: p}
 	require.NoError(t, cfg.ExtractSessionKeysFromDTLS(&client, true))

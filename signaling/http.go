@@ -154,7 +154,7 @@ func (s *Server) createClass(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if !validTitle(req.Title) {
-		writeError(w, badField("title", "must be at most 200 printable characters"))
+		writeError(w, badField("title", "must be at most 200 printable characters and 200 bytes in UTF-8"))
 		return
 	}
 	name := strings.TrimSpace(req.TeacherName)
@@ -265,9 +265,10 @@ func newRoomID() string {
 	return base64.RawURLEncoding.EncodeToString(b)[:10]
 }
 
-// validTitle: a class title is optional, at most 200 printable characters.
+// validTitle: a class title is optional, at most 200 printable characters
+// and 200 bytes, the token's own limit (auth.Claims.Valid).
 func validTitle(s string) bool {
-	if !utf8.ValidString(s) || utf8.RuneCountInString(s) > 200 {
+	if !utf8.ValidString(s) || len(s) > 200 {
 		return false
 	}
 	for _, r := range s {
