@@ -451,11 +451,12 @@ func testProfilelessH264OnEdge(t *testing.T, a, b *node) {
 	startGST(t, "gst_whip.py", a.base+"/whip/"+room, a.token(t, room, auth.RoleTeacher, "Encoder"), "20", "h264", "30").
 		line(t, "STATE connected", 30*time.Second)
 	player := startGST(t, "gst_whep.py", b.base+"/whep/"+room, b.token(t, room, auth.RoleStudent, "Player"), "3")
+	player.line(t, "FIRSTFRAME", 60*time.Second)
+	require.Positive(t, metric(t, b, "lectern_relays_in"), "served from B's relay")
 	decoded := strings.Fields(player.line(t, "DECODED", 60*time.Second))
 	frames, _ := strconv.Atoi(decoded[1])
 	require.Greater(t, frames, 30, "frames decoded on the edge: %v", decoded)
 	require.Equal(t, []string{"320x240", "H264"}, decoded[2:])
-	require.Positive(t, metric(t, b, "lectern_relays_in"), "served from B's relay")
 }
 
 // offer returns the viewer's complete offer.
