@@ -38,6 +38,20 @@ func TestClusterDrain(t *testing.T) {
 	receivesVideo(t, student, teacher.ID(), 20*time.Second)
 
 	op := operatorToken(t, a.signer)
+	// C's load reaches A with its next announcement: until A sees C full,
+	// C is a place the drain may choose.
+	waitFor(t, 20*time.Second, "A sees C full", func() (bool, string) {
+		var ns struct {
+			Nodes []cluster.NodeStatus `json:"nodes"`
+		}
+		getJSON(t, a.base+"/api/nodes", op, &ns)
+		for _, n := range ns.Nodes {
+			if n.URL == c.url {
+				return n.Full(), fmt.Sprintf("%+v", n.Load)
+			}
+		}
+		return false, "C not listed"
+	})
 	oneClass, err := client.MintToken(a.signer, room, auth.RoleOperator, "Class operator", "")
 	require.NoError(t, err)
 	apiCall(t, http.MethodPost, a.base+"/api/drain", oneClass, http.StatusForbidden, nil)
