@@ -171,12 +171,15 @@ func TestStuckSubscriberDoesNotSlowOthers(t *testing.T) {
 	require.Eventually(t, func() bool { return len(stuck.queue) == 0 }, waitFor, time.Millisecond)
 	tt.feed(t, 1, 700) // a delta frame: the drained subscriber now asks for a keyframe
 	requirePLIs(t, tt, 1, "the drained subscriber asks for a keyframe")
-	// Fed in batches the fast writer drains, as a real publisher paces
-	// its packets: a burst longer than the queue would drop by design.
+	// Fed in batches both writers drain, as a real publisher paces its
+	// packets: a burst longer than the queue would drop by design (and a
+	// busy machine starving the recovered writer's goroutine would make
+	// one).
 	for fed := 1; fed < 1200; fed += batch {
 		n := min(batch, 1200-fed)
 		tt.feed(t, n, 700)
-		require.Eventually(t, func() bool { return fastW.count() == total+fed+n }, waitFor, time.Millisecond)
+		require.Eventually(t, func() bool { return fastW.count() == total+fed+n && len(stuck.queue) == 0 },
+			waitFor, time.Millisecond)
 	}
 	require.Eventually(t, func() bool {
 		stuckW.mu.Lock()
