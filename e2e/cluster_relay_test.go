@@ -457,6 +457,10 @@ func testProfilelessH264OnEdge(t *testing.T, a, b *node) {
 	frames, _ := strconv.Atoi(decoded[1])
 	require.Greater(t, frames, 30, "frames decoded on the edge: %v", decoded)
 	require.Equal(t, []string{"320x240", "H264"}, decoded[2:])
+	player.wait(t, 30*time.Second) // its DELETE ends B's relay
+	idle := time.Now()
+	relaysIdle(t, a, b)
+	t.Logf("relays idle %v after the player left", time.Since(idle).Round(time.Millisecond))
 }
 
 // offer returns the viewer's complete offer.
