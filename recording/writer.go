@@ -131,9 +131,11 @@ func (w *writer) handle(it item) {
 		Header:  rtp.Header{SequenceNumber: h.SequenceNumber, Timestamp: h.Timestamp, Marker: h.Marker},
 		Payload: bytes.Clone(it.p.Payload()),
 	}
+	// h points into the pooled packet: once released, the track's reader
+	// may fill it with the next one. Only the copy is read from here on.
 	it.p.Release()
-	if !st.pushed || int16(h.SequenceNumber-st.lastSeq) > 0 {
-		st.lastSeq, st.pushed = h.SequenceNumber, true
+	if seq := pkt.SequenceNumber; !st.pushed || int16(seq-st.lastSeq) > 0 {
+		st.lastSeq, st.pushed = seq, true
 	}
 	st.sb.Push(pkt)
 	w.pop(in)
