@@ -70,17 +70,21 @@ type consoleClass struct {
 // worst track, from the latest receiver report; BytesSent is cumulative,
 // the page turns two reads into a bitrate.
 type consoleConnOut struct {
-	Room        string  `json:"room"`
-	Participant string  `json:"participant"`
-	Name        string  `json:"name"`
-	Role        string  `json:"role"`
-	Transport   string  `json:"transport"`
-	Verdict     string  `json:"verdict,omitempty"`
-	Loss        float64 `json:"loss"`
-	RTTMs       float64 `json:"rtt_ms"`
-	JitterMs    float64 `json:"jitter_ms"`
-	BytesSent   uint64  `json:"bytes_sent"`
-	Tracks      int     `json:"tracks"`
+	Room        string `json:"room"`
+	Participant string `json:"participant"`
+	Name        string `json:"name"`
+	Role        string `json:"role"`
+	Transport   string `json:"transport"`
+	// Path is how its newest peer connection reached the node: the
+	// client's candidate type and transport (paths.go), e.g. "relay/tls";
+	// empty until one connected.
+	Path      string  `json:"path,omitempty"`
+	Verdict   string  `json:"verdict,omitempty"`
+	Loss      float64 `json:"loss"`
+	RTTMs     float64 `json:"rtt_ms"`
+	JitterMs  float64 `json:"jitter_ms"`
+	BytesSent uint64  `json:"bytes_sent"`
+	Tracks    int     `json:"tracks"`
 	// Browser is the page's own latest report; nil when it sent none.
 	Browser *browserStats `json:"browser,omitempty"`
 }
@@ -241,7 +245,7 @@ func (r *room) consoleLocked(c *consoleClass, recording bool) []consoleConn {
 			c.Title = m.conn.claims.Title
 		}
 		cc := consoleConn{out: consoleConnOut{Room: string(r.id), Participant: m.info.ID, Name: m.info.Name,
-			Role: m.info.Role, Transport: r.transportLocked(m.conn), Browser: m.conn.browser.Load()}}
+			Role: m.info.Role, Transport: r.transportLocked(m.conn), Path: m.path, Browser: m.conn.browser.Load()}}
 		for _, sub := range m.conn.subs {
 			if sub.sub != nil {
 				cc.subs = append(cc.subs, sub.sub)
