@@ -233,6 +233,15 @@ func (m *recManager) newSession(room sfu.RoomID) *recSession {
 // stopRoom ends the class's recording and finalizes its files; by
 // stopped it (empty when the class ended).
 func (m *recManager) stopRoom(room sfu.RoomID, by sfu.ParticipantID) ([]recording.Info, error) {
+	reason := stopRequested
+	if by == "" {
+		reason = stopClassEnded
+	}
+	return m.stopWith(room, by, reason)
+}
+
+// stopWith is stopRoom with the reason the audit event gives.
+func (m *recManager) stopWith(room sfu.RoomID, by sfu.ParticipantID, reason string) ([]recording.Info, error) {
 	m.mu.Lock()
 	x := m.active[room]
 	if x != nil {
@@ -245,10 +254,6 @@ func (m *recManager) stopRoom(room sfu.RoomID, by sfu.ParticipantID) ([]recordin
 	infos := x.end()
 	m.announce(room, recordingData{Active: false, ID: string(x.id)})
 	m.log.Info().Str("room", string(room)).Str("recording", string(x.id)).Msg("recording: stopped")
-	reason := stopRequested
-	if by == "" {
-		reason = stopClassEnded
-	}
 	m.s.audit.recordingStopped(room, string(x.id), string(by), reason)
 	return infos, nil
 }

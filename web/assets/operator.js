@@ -6,9 +6,9 @@
 // reports, and the page's own (frames decoded, freezes, jitter buffer)
 // from its last stats report. Bitrates come from two reads of the bytes
 // sent. A class row selects that class's connections; selecting it
-// again shows them all. Buttons start and stop a class's recording and
-// drain this node, through the same API as everyone (recording and
-// drain endpoints).
+// again shows them all. Buttons start and stop a class's recording, end
+// a class (after a confirmation) and drain this node, through the same
+// API as everyone (recording, class and drain endpoints).
 
 import { tokenFromHash } from './token.js';
 
@@ -17,6 +17,7 @@ const $ = (sel) => document.querySelector(sel);
 
 let token = '';
 let selected = '';
+let confirming = ''; // the class whose "End class" waits for a confirmation
 let previous = null; // the last view, for bitrates
 
 function cell(tr, text, cls) {
@@ -115,6 +116,24 @@ function drawNodes(nodes) {
   }
 }
 
+// endButtons: "End class", then, once clicked, a confirmation. Ending
+// works from any node (DELETE /api/rooms/{room} reaches the class's other
+// nodes), so every class has it.
+function endButtons(room, classes) {
+  if (confirming !== room) {
+    return [actionButton('End class', 'end-class', () => { confirming = room; drawClasses(classes); })];
+  }
+  const question = document.createElement('span');
+  question.textContent = 'End it for everyone? ';
+  const yes = actionButton('End the class', 'end-class-confirm', () => {
+    confirming = '';
+    act('DELETE', `/api/rooms/${encodeURIComponent(room)}`);
+  });
+  yes.className = 'btn btn-small btn-danger';
+  const no = actionButton('Cancel', 'end-class-cancel', () => { confirming = ''; drawClasses(classes); });
+  return [question, yes, no];
+}
+
 function drawClasses(classes) {
   const body = $('#classes');
   body.replaceChildren();
@@ -137,6 +156,7 @@ function drawClasses(classes) {
         ? actionButton('Stop recording', 'stop-recording', () => act('DELETE', path))
         : actionButton('Record', 'record', () => act('POST', path)));
     }
+    actions.append(...endButtons(c.room, classes));
     tr.addEventListener('click', () => {
       selected = selected === c.room ? '' : c.room;
       refresh();
