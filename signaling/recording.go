@@ -161,6 +161,15 @@ func (m *recManager) repaired(id recording.RecordingID) bool {
 
 func (m *recManager) enabled() bool { return m.cat != nil }
 
+// disk is the free and total bytes of the recordings' file system; false
+// when the node records nothing or the file system cannot be read.
+func (m *recManager) disk() (free, size uint64, ok bool) {
+	if !m.enabled() {
+		return 0, 0, false
+	}
+	return recording.DiskSpace(m.opts.Dir)
+}
+
 // state is what welcome tells about the class's recording.
 func (m *recManager) state(room sfu.RoomID) recordingData {
 	m.mu.Lock()
