@@ -1,13 +1,12 @@
 package app
 
 import (
-	"errors"
-	"io/fs"
 	"path/filepath"
 	"runtime"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"golang.org/x/sys/unix"
+
+	"lectern/recording"
 )
 
 // nodeCollector exports what the node knows of its surroundings, read
@@ -50,29 +49,11 @@ func (c *nodeCollector) Collect(ch chan<- prometheus.Metric) {
 	gauge(c.natsUp, up)
 	gauge(c.capacity, float64(c.a.cfg.MaxStudents))
 	gauge(c.cores, float64(runtime.GOMAXPROCS(0)))
-	if free, size, ok := diskSpace(c.a.recordingsDir()); ok {
-		gauge(c.free, free)
-		gauge(c.size, size)
+	if free, size, ok := recording.DiskSpace(c.a.recordingsDir()); ok {
+		gauge(c.free, float64(free))
+		gauge(c.size, float64(size))
 	}
 }
 
 // recordingsDir is where the node writes recordings.
 func (a *App) recordingsDir() string { return filepath.Join(a.cfg.Data, "recordings") }
-
-// diskSpace is the free and total bytes of the file system holding dir,
-// or of its nearest existing parent (the directory is made with the first
-// recording).
-func diskSpace(dir string) (free, size float64, ok bool) {
-	for {
-		var st unix.Statfs_t
-		err := unix.Statfs(dir, &st)
-		if err == nil {
-			return float64(st.Bavail) * float64(st.Bsize), float64(st.Blocks) * float64(st.Bsize), true
-		}
-		parent := filepath.Dir(dir)
-		if !errors.Is(err, fs.ErrNotExist) || parent == dir {
-			return 0, 0, false
-		}
-		dir = parent
-	}
-}

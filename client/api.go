@@ -85,22 +85,38 @@ func fragmentToken(link string) (string, error) {
 }
 
 // postJSON posts body and decodes the answer into out when the status is
-// want. Each call has its own transport without keep-alive, so no idle
-// connection outlives it.
+// want.
 func postJSON(ctx context.Context, u string, body any, want int, out any) error {
-	b, err := json.Marshal(body)
-	if err != nil {
-		return err
+	return doJSON(ctx, http.MethodPost, u, "", body, want, out)
+}
+
+// doJSON sends body (none when nil) with token as a bearer token (none
+// when empty) and decodes the answer into out when the status is want.
+// Each call has its own transport without keep-alive, so no idle
+// connection outlives it.
+func doJSON(ctx context.Context, method, u, token string, body any, want int, out any) error {
+	var rd io.Reader
+	if body != nil {
+		b, err := json.Marshal(body)
+		if err != nil {
+			return err
+		}
+		rd = bytes.NewReader(b)
 	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, u, bytes.NewReader(b))
+	req, err := http.NewRequestWithContext(ctx, method, u, rd)
 	if err != nil {
 		return fmt.Errorf("client: request: %w", err)
 	}
-	req.Header.Set("Content-Type", "application/json")
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
 	hc := &http.Client{Transport: &http.Transport{DisableKeepAlives: true}, Timeout: 30 * time.Second}
 	resp, err := hc.Do(req)
 	if err != nil {
-		return fmt.Errorf("client: post %s: %w", u, err)
+		return fmt.Errorf("client: %s %s: %w", method, u, err)
 	}
 	defer resp.Body.Close()
 	raw, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
@@ -114,4 +130,20 @@ func postJSON(ctx context.Context, u string, body any, want int, out any) error 
 		return fmt.Errorf("client: decode answer of %s: %w", u, err)
 	}
 	return nil
+}
+
+// Ended is the answer of DELETE /api/rooms/{room}.
+type Ended struct {
+	Room string `json:"room"`
+	// Participants are those the answering node closed (4010).
+	Participants int `json:"participants"`
+}
+
+// EndClass ends room for everyone, on every node of the cluster, with a
+// teacher token of the class or an operator token covering it.
+func EndClass(ctx context.Context, baseURL, token, room string) (Ended, error) {
+	var out Ended
+	u := baseURL + "/api/rooms/" + url.PathEscape(room)
+	err := doJSON(ctx, http.MethodDelete, u, token, nil, http.StatusOK, &out)
+	return out, err
 }

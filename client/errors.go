@@ -22,6 +22,9 @@ var (
 	ErrUnreachable = errors.New("client: node unreachable")
 	// ErrTooManyRedirects: nodes kept sending the client elsewhere.
 	ErrTooManyRedirects = errors.New("client: too many redirects")
+	// ErrClassEnded: the class was ended for everyone (close 4010);
+	// joining again would open a new one.
+	ErrClassEnded = errors.New("client: the class has ended")
 
 	// Server error codes (docs/protocol.md, "Error codes").
 	ErrBadRequest  = errors.New("bad_request")

@@ -60,8 +60,12 @@ func (c *Client) Redirected() *Redirect {
 // once c has ended, dropping c first if it still runs. It goes where a
 // redirect said, else back to c's node, else to the other known nodes,
 // round after round with a growing pause, until one welcomes it, a node
-// refuses the token (4001, 4003), or ctx ends.
+// refuses the token (4001, 4003), or ctx ends. A client whose class was
+// ended (4010) gets ErrClassEnded: it stays ended.
 func (c *Client) Reconnect(ctx context.Context) (*Client, error) {
+	if CloseCode(c.Err()) == CloseClassEnded {
+		return nil, fmt.Errorf("%w: %w", ErrClassEnded, c.Err())
+	}
 	c.Abort()
 	first := ""
 	if r := c.Redirected(); r != nil {

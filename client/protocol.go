@@ -54,6 +54,9 @@ const (
 	CloseForbidden    = 4003
 	CloseRateLimited  = 4008
 	CloseReplaced     = 4009
+	// CloseClassEnded: a teacher or operator ended the class for
+	// everyone (DELETE /api/rooms/{room}); Reconnect does not join again.
+	CloseClassEnded = 4010
 	// CloseRedirect follows a redirect message: the client is to join
 	// again on the node the message names (docs/cluster.md).
 	CloseRedirect = 4307

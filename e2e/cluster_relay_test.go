@@ -37,6 +37,7 @@ func TestClusterRelay(t *testing.T) {
 	t.Run("the edge merges its students' keyframe requests", func(t *testing.T) { testEdgeMergesPLI(t, a, b) })
 	t.Run("a relay ends with its last local student and comes back", func(t *testing.T) { testRelayTeardown(t, a, b, c) })
 	t.Run("moderation crosses nodes", func(t *testing.T) { testRemoteRemove(t, a, b, c) })
+	t.Run("a class ends from any node", func(t *testing.T) { testEndClassAnyNode(t, a, b, c) })
 	t.Run("a student invited on an edge publishes to every node", func(t *testing.T) { testEdgeStudentPublishes(t, a, b, c) })
 	t.Run("a WHEP viewer on an edge gets video", func(t *testing.T) { testWHEPOnEdge(t, a, b) })
 	t.Run("H.264 with no profile stated crosses to an edge", func(t *testing.T) { testProfilelessH264OnEdge(t, a, b) })

@@ -28,6 +28,8 @@ type consoleRow struct {
 	Nodes   int    `json:"nodes"`
 	NodeStu string `json:"nodeStudents"`
 	Live    string `json:"live"`
+	Path    string `json:"path"`
+	PathRaw string `json:"pathRaw"`
 }
 
 func consoleScript(room, participant string) string {
@@ -39,7 +41,8 @@ func consoleScript(room, participant string) string {
   return {found: !!row, bitrate: q(row, 'conn-bitrate'), loss: q(row, 'conn-loss'), rtt: q(row, 'conn-rtt'),
     jitter: q(row, 'conn-jitter'), verdict: q(row, 'conn-verdict'),
     status: document.querySelector('[data-testid="console-status"]').textContent,
-    nodes: nodes.length, nodeStudents: q(nodes[0], 'node-students'), live: q(cls, 'class-live')};
+    nodes: nodes.length, nodeStudents: q(nodes[0], 'node-students'), live: q(cls, 'class-live'),
+    path: q(row, 'conn-path'), pathRaw: row ? row.querySelector('[data-testid="conn-path"]').dataset.path : ''};
 })()`, participant, room)
 }
 
@@ -59,9 +62,10 @@ func kbits(s string) float64 {
 // TestBrowserOperatorConsole opens /operator in Chromium with an operator
 // token while a pion teacher publishes and a pion student watches: the
 // console lists the node with its student, the class as live, and the
-// student's connection with its bitrate, loss, round trip, jitter and a
-// good verdict, and keeps updating by itself; its buttons record the
-// class and stop, drain the node and undo it. An operator token for
+// student's connection with its candidate type (UDP from a host
+// candidate), bitrate, loss, round trip, jitter and a good verdict, and
+// keeps updating by itself; its buttons record the class and stop, drain
+// the node and undo it. An operator token for
 // another class sees neither the node nor the class.
 func TestBrowserOperatorConsole(t *testing.T) {
 	t.Parallel()
@@ -81,6 +85,9 @@ func TestBrowserOperatorConsole(t *testing.T) {
 			fmt.Sprintf("%+v err=%v", r, err)
 	})
 	require.Equal(t, "0.0 %", first.Loss)
+	// The pion student reaches the node over UDP from its host address.
+	require.Equal(t, "host/udp", first.PathRaw)
+	require.Equal(t, "UDP (host/udp)", first.Path)
 	calm, err := eval[bool](tb, `!!document.querySelector('[data-testid="no-alerts"]')`)
 	require.NoError(t, err)
 	require.True(t, calm, "a healthy class raises no alert")

@@ -1,6 +1,8 @@
 package e2e
 
 import (
+	"context"
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"strconv"
@@ -157,6 +159,39 @@ func TestStudentRelayOnlyThroughTURN(t *testing.T) {
 	// A teacher joining later gets the paths in its welcome.
 	late := srv.dial(t, srv.token(t, room, auth.RoleTeacher, "Other teacher"), client.Options{NoSubscribe: true})
 	require.Equal(t, "relay/udp", late.Welcome().Connections[relay.ID()])
+	// The operator console's stream shows each student's path in its row.
+	paths := consolePaths(t, srv)
+	for path, st := range students {
+		require.Equal(t, path, paths[st.ID()], "the console's row of %s", st.ID())
+	}
+}
+
+// consolePaths reads one view of the operator console's stream (GET
+// /api/operator/stream) and returns each connection's ICE path by
+// participant.
+func consolePaths(t *testing.T, srv *server) map[string]string {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, srv.base+"/api/operator/stream", nil)
+	require.NoError(t, err)
+	req.Header.Set("Authorization", "Bearer "+operatorToken(t, srv.signer))
+	resp, err := http.DefaultClient.Do(req)
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	require.Equal(t, http.StatusOK, resp.StatusCode)
+	var view struct {
+		Connections []struct {
+			Participant string `json:"participant"`
+			Path        string `json:"path"`
+		} `json:"connections"`
+	}
+	require.NoError(t, json.NewDecoder(resp.Body).Decode(&view), "the stream's first line")
+	out := map[string]string{}
+	for _, c := range view.Connections {
+		out[c.Participant] = c.Path
+	}
+	return out
 }
 
 // getMetrics scrapes /metrics.

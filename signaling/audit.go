@@ -7,7 +7,7 @@ import (
 )
 
 // Audit events: who entered and left a class, what a moderator did to
-// whom, which recordings started and stopped. They are what a school asks
+// whom, which recordings started and stopped, who ended a class. They are what a school asks
 // about afterwards, so they are written whatever the log level.
 const (
 	auditJoin           = "join"
@@ -16,6 +16,7 @@ const (
 	auditRemove         = "remove"
 	auditRecordingStart = "recording_start"
 	auditRecordingStop  = "recording_stop"
+	auditClassEnd       = "class_end"
 )
 
 // Reasons a recording stopped, in recording_stop events.
@@ -86,4 +87,10 @@ func (a *AuditLog) recordingStarted(room sfu.RoomID, id, by string) {
 // someone stopped it.
 func (a *AuditLog) recordingStopped(room sfu.RoomID, id, by, reason string) {
 	a.event(auditRecordingStop, room).Str("recording", id).Str("by", by).Str("reason", reason).Msg("audit")
+}
+
+// classEnded: by ended the class for everyone; participants are those
+// this node closed.
+func (a *AuditLog) classEnded(room sfu.RoomID, by string, participants int) {
+	a.event(auditClassEnd, room).Str("by", by).Int("participants", participants).Msg("audit")
 }

@@ -39,6 +39,7 @@ const (
 	evModerate = "moderate" // Action on Target, for the node that has it
 	evStream   = "stream"   // a stream published here is ready (Ready) or ended
 	evRoster   = "roster"   // Roster: every participant of the class on the sending node
+	evEnded    = "ended"    // the class ended for everyone (endclass.go); By ended it
 )
 
 // remoteSweep is how often participants of dead nodes are looked for.
@@ -62,6 +63,8 @@ type clusterEvent struct {
 	// Role is the role of Stream's owner, teacher or student. Empty reads
 	// as teacher: earlier versions announce teacher streams only.
 	Role string `json:"role,omitempty"`
+	// By is who ended the class (evEnded).
+	By string `json:"by,omitempty"`
 }
 
 // remoteMember is a participant of the class on another node.
@@ -290,6 +293,10 @@ func (l *clusterLink) onEvent(id sfu.RoomID, from cluster.NodeID, data []byte) {
 	}
 	r := l.s.hub.lookup(id)
 	if r == nil {
+		return
+	}
+	if ev.Type == evEnded {
+		l.remoteEnded(id, ev.By)
 		return
 	}
 	if r.firstContact(from, ev.Type) {

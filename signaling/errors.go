@@ -101,6 +101,10 @@ var (
 	// (close 4307 after a redirect message, or HTTP 307).
 	ErrRedirected = errors.New("served by another node")
 
+	// ErrClassEnded: a teacher or operator ended the class for everyone
+	// (close 4010, DELETE /api/rooms/{room}).
+	ErrClassEnded = errors.New("the class has ended")
+
 	// ErrRecordingOff: the node records nothing (no recordings directory).
 	ErrRecordingOff = errors.New("recording is not enabled on this node")
 )
@@ -112,6 +116,7 @@ const (
 	closeForbidden    = 4003
 	closeRateLimited  = 4008
 	closeReplaced     = 4009
+	closeClassEnded   = 4010
 	closeRedirected   = 4307
 )
 
@@ -167,6 +172,8 @@ func closeCode(err error) int {
 		return closeRateLimited
 	case errors.Is(err, ErrReplaced):
 		return closeReplaced
+	case errors.Is(err, ErrClassEnded):
+		return closeClassEnded
 	case errors.Is(err, ErrRedirected):
 		return closeRedirected
 	case errors.Is(err, ErrSlowConsumer):

@@ -29,7 +29,9 @@ type consoleView struct {
 // consoleAlert is a condition an operator can act on, as the rules in
 // deploy/prometheus/alerts.yml raise them from the metrics.
 type consoleAlert struct {
-	Kind string `json:"kind"` // class_bad_quality, node_near_capacity, nats_disconnected, recording_failed
+	// Kind: class_bad_quality, node_near_capacity, nats_disconnected,
+	// recording_failed, recording_disk_nearly_full.
+	Kind string `json:"kind"`
 	Node string `json:"node,omitempty"`
 	Room string `json:"room,omitempty"`
 	Text string `json:"text"`
@@ -39,6 +41,9 @@ type consoleAlert struct {
 const (
 	nearCapacity      = 0.9
 	recentRecFailures = 10 * time.Minute
+	// diskNearlyFull is the share of the recordings' disk free below
+	// which LecternRecordingDiskNearlyFull fires.
+	diskNearlyFull = 0.1
 )
 
 type consoleNode struct {
@@ -70,17 +75,21 @@ type consoleClass struct {
 // worst track, from the latest receiver report; BytesSent is cumulative,
 // the page turns two reads into a bitrate.
 type consoleConnOut struct {
-	Room        string  `json:"room"`
-	Participant string  `json:"participant"`
-	Name        string  `json:"name"`
-	Role        string  `json:"role"`
-	Transport   string  `json:"transport"`
-	Verdict     string  `json:"verdict,omitempty"`
-	Loss        float64 `json:"loss"`
-	RTTMs       float64 `json:"rtt_ms"`
-	JitterMs    float64 `json:"jitter_ms"`
-	BytesSent   uint64  `json:"bytes_sent"`
-	Tracks      int     `json:"tracks"`
+	Room        string `json:"room"`
+	Participant string `json:"participant"`
+	Name        string `json:"name"`
+	Role        string `json:"role"`
+	Transport   string `json:"transport"`
+	// Path is how its newest peer connection reached the node: the
+	// client's candidate type and transport (paths.go), e.g. "relay/tls";
+	// empty until one connected.
+	Path      string  `json:"path,omitempty"`
+	Verdict   string  `json:"verdict,omitempty"`
+	Loss      float64 `json:"loss"`
+	RTTMs     float64 `json:"rtt_ms"`
+	JitterMs  float64 `json:"jitter_ms"`
+	BytesSent uint64  `json:"bytes_sent"`
+	Tracks    int     `json:"tracks"`
 	// Browser is the page's own latest report; nil when it sent none.
 	Browser *browserStats `json:"browser,omitempty"`
 }
@@ -159,7 +168,7 @@ func (s *Server) console(only sfu.RoomID, now time.Time) consoleView {
 
 // consoleAlerts lists what needs an operator: classes in bad quality
 // (as lectern_classes_bad_quality counts them), nodes near capacity, this
-// node's NATS connection lost, a recording that failed lately.
+// node's NATS connection lost, and its recordings' troubles.
 func (s *Server) consoleAlerts(v consoleView, only sfu.RoomID, now time.Time) []consoleAlert {
 	out := []consoleAlert{}
 	judged := map[string]int{}
@@ -183,9 +192,22 @@ func (s *Server) consoleAlerts(v consoleView, only sfu.RoomID, now time.Time) []
 				Text: fmt.Sprintf("%d of %d students", n.Students, n.Capacity)})
 		}
 	}
+	return append(out, s.recordingAlerts(v.Node, only, now)...)
+}
+
+// recordingAlerts: a recording of this node that failed lately, and, to
+// an operator of every class, its recordings' disk nearly full (under
+// diskNearlyFull free, as lectern_recordings_disk_free_bytes shows it).
+func (s *Server) recordingAlerts(node string, only sfu.RoomID, now time.Time) []consoleAlert {
+	var out []consoleAlert
 	if f, ok := s.rec.lastFailure(); ok && now.Sub(f.at) < recentRecFailures && (only == "" || f.room == only) {
-		out = append(out, consoleAlert{Kind: "recording_failed", Node: v.Node, Room: string(f.room),
+		out = append(out, consoleAlert{Kind: "recording_failed", Node: node, Room: string(f.room),
 			Text: "recording stopped by itself: " + f.reason})
+	}
+	if free, size, ok := s.rec.disk(); ok && only == "" && size > 0 && float64(free) < diskNearlyFull*float64(size) {
+		out = append(out, consoleAlert{Kind: "recording_disk_nearly_full", Node: node,
+			Text: fmt.Sprintf("%.1f %% of the recordings' disk free (%d of %d MB)",
+				100*float64(free)/float64(size), free>>20, size>>20)})
 	}
 	return out
 }
@@ -241,7 +263,7 @@ func (r *room) consoleLocked(c *consoleClass, recording bool) []consoleConn {
 			c.Title = m.conn.claims.Title
 		}
 		cc := consoleConn{out: consoleConnOut{Room: string(r.id), Participant: m.info.ID, Name: m.info.Name,
-			Role: m.info.Role, Transport: r.transportLocked(m.conn), Browser: m.conn.browser.Load()}}
+			Role: m.info.Role, Transport: r.transportLocked(m.conn), Path: m.path, Browser: m.conn.browser.Load()}}
 		for _, sub := range m.conn.subs {
 			if sub.sub != nil {
 				cc.subs = append(cc.subs, sub.sub)

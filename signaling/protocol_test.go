@@ -129,6 +129,7 @@ func TestErrorMapping(t *testing.T) {
 		{ErrTooBig, http.StatusInternalServerError, websocket.CloseMessageTooBig, "internal"},
 		{ErrRateLimited, http.StatusInternalServerError, closeRateLimited, "internal"},
 		{ErrReplaced, http.StatusInternalServerError, closeReplaced, "internal"},
+		{ErrClassEnded, http.StatusInternalServerError, closeClassEnded, "internal"},
 		{ErrLeft, http.StatusInternalServerError, websocket.CloseNormalClosure, "internal"},
 		{ErrSlowConsumer, http.StatusInternalServerError, websocket.ClosePolicyViolation, "internal"},
 		{errors.New("boom"), http.StatusInternalServerError, websocket.CloseInternalServerErr, "internal"},
@@ -140,4 +141,5 @@ func TestErrorMapping(t *testing.T) {
 	}
 	require.Equal(t, "internal error", clientMessage(errors.New("secret detail")))
 	require.Equal(t, ErrNoEngine.Error(), clientMessage(ErrNoEngine))
+	require.Equal(t, "the class has ended", clientMessage(ErrClassEnded), "the close reason the page shows")
 }

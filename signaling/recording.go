@@ -161,6 +161,15 @@ func (m *recManager) repaired(id recording.RecordingID) bool {
 
 func (m *recManager) enabled() bool { return m.cat != nil }
 
+// disk is the free and total bytes of the recordings' file system; false
+// when the node records nothing or the file system cannot be read.
+func (m *recManager) disk() (free, size uint64, ok bool) {
+	if !m.enabled() {
+		return 0, 0, false
+	}
+	return recording.DiskSpace(m.opts.Dir)
+}
+
 // state is what welcome tells about the class's recording.
 func (m *recManager) state(room sfu.RoomID) recordingData {
 	m.mu.Lock()
@@ -233,6 +242,15 @@ func (m *recManager) newSession(room sfu.RoomID) *recSession {
 // stopRoom ends the class's recording and finalizes its files; by
 // stopped it (empty when the class ended).
 func (m *recManager) stopRoom(room sfu.RoomID, by sfu.ParticipantID) ([]recording.Info, error) {
+	reason := stopRequested
+	if by == "" {
+		reason = stopClassEnded
+	}
+	return m.stopWith(room, by, reason)
+}
+
+// stopWith is stopRoom with the reason the audit event gives.
+func (m *recManager) stopWith(room sfu.RoomID, by sfu.ParticipantID, reason string) ([]recording.Info, error) {
 	m.mu.Lock()
 	x := m.active[room]
 	if x != nil {
@@ -245,10 +263,6 @@ func (m *recManager) stopRoom(room sfu.RoomID, by sfu.ParticipantID) ([]recordin
 	infos := x.end()
 	m.announce(room, recordingData{Active: false, ID: string(x.id)})
 	m.log.Info().Str("room", string(room)).Str("recording", string(x.id)).Msg("recording: stopped")
-	reason := stopRequested
-	if by == "" {
-		reason = stopClassEnded
-	}
 	m.s.audit.recordingStopped(room, string(x.id), string(by), reason)
 	return infos, nil
 }

@@ -196,17 +196,27 @@ func (r *room) detachLocked(c *conn) []io.Closer {
 func (r *room) shutdown() []io.Closer {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	var toClose []io.Closer
 	msg := encode(typeShutdown, "", reasonData{Reason: "the server is restarting"})
 	for _, m := range r.members {
 		m.conn.enqueue(msg)
+	}
+	return r.closeEveryoneLocked(ErrShuttingDown)
+}
+
+// closeEveryoneLocked ends the streams and subscriptions of every
+// connection of the class, websockets and WHIP and WHEP sessions, closes
+// them with err (a websocket after what is queued for it) and empties
+// the class; it returns the peers to close.
+func (r *room) closeEveryoneLocked(err error) []io.Closer {
+	var toClose []io.Closer
+	for _, m := range r.members {
 		toClose = append(toClose, r.detachLocked(m.conn)...)
-		m.conn.close(ErrShuttingDown, true)
+		m.conn.close(err, true)
 	}
 	r.members = map[sfu.ParticipantID]*member{}
 	for hc := range r.headless {
 		toClose = append(toClose, r.detachLocked(hc)...)
-		hc.close(ErrShuttingDown, false)
+		hc.close(err, false)
 	}
 	r.headless = map[*conn]*session{}
 	return toClose

@@ -255,6 +255,7 @@ func (s *Server) routes() *http.ServeMux {
 	s.recordingRoutes(m)
 	m.HandleFunc("GET /api/nodes", s.listNodes)
 	m.HandleFunc("GET /api/rooms", s.listRooms)
+	m.HandleFunc("DELETE /api/rooms/{room}", s.endClassHTTP)
 	m.HandleFunc("GET /healthz", s.healthz)
 	m.HandleFunc("GET /readyz", s.readyz)
 	m.HandleFunc("/api/drain", s.drainHTTP)

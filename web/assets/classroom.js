@@ -22,7 +22,7 @@ const ERROR_TEXT = {
 
 export class Classroom {
   // onFinal(code, {removed, joinedBefore}) runs once when the session ends
-  // for good (left, removed, replaced, bad token).
+  // for good (left, removed, replaced, bad token, class ended).
   constructor({ token, claims, view, onFinal }) {
     this.claims = claims;
     this.role = claims.role;

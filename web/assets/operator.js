@@ -1,14 +1,14 @@
 // operator.js: the operator console, /operator#token=… (an operator
 // token). It subscribes to GET /api/operator/stream, a view every two
-// seconds, and redraws: the
-// alerts,
-// nodes, the classes, and each participant's connection on this node:
-// the server's figures from its receiver reports, and the page's own
-// (frames decoded, freezes, jitter buffer) from its last stats report.
-// Bitrates come from two reads of the bytes sent. A class row selects
-// that class's connections; selecting it again shows them all. Buttons
-// start and stop a class's recording and drain this node, through the
-// same API as everyone (recording and drain endpoints).
+// seconds, and redraws: the alerts, the nodes, the classes, and each
+// participant's connection on this node: its candidate type and
+// transport (UDP, TCP or TURN), the server's figures from its receiver
+// reports, and the page's own (frames decoded, freezes, jitter buffer)
+// from its last stats report. Bitrates come from two reads of the bytes
+// sent. A class row selects that class's connections; selecting it
+// again shows them all. Buttons start and stop a class's recording, end
+// a class (after a confirmation) and drain this node, through the same
+// API as everyone (recording, class and drain endpoints).
 
 import { tokenFromHash } from './token.js';
 
@@ -17,6 +17,7 @@ const $ = (sel) => document.querySelector(sel);
 
 let token = '';
 let selected = '';
+let confirming = ''; // the class whose "End class" waits for a confirmation
 let previous = null; // the last view, for bitrates
 
 function cell(tr, text, cls) {
@@ -31,6 +32,16 @@ function bits(bps) {
   if (!(bps > 0)) return '0';
   if (bps >= 1e6) return `${(bps / 1e6).toFixed(2)} Mbit/s`;
   return `${Math.round(bps / 1e3)} kbit/s`;
+}
+
+// pathText names a connection's ICE path (the client's candidate type
+// and transport, "relay/tls") by what an operator looks for: UDP, TCP,
+// or TURN with how the client reaches the relay.
+function pathText(path) {
+  if (!path) return '';
+  const [type, transport] = path.split('/');
+  if (type === 'relay') return `TURN ${transport} (${path})`;
+  return `${(transport || '').toUpperCase()} (${path})`;
 }
 
 function drawAlerts(alerts) {
@@ -105,6 +116,24 @@ function drawNodes(nodes) {
   }
 }
 
+// endButtons: "End class", then, once clicked, a confirmation. Ending
+// works from any node (DELETE /api/rooms/{room} reaches the class's other
+// nodes), so every class has it.
+function endButtons(room, classes) {
+  if (confirming !== room) {
+    return [actionButton('End class', 'end-class', () => { confirming = room; drawClasses(classes); })];
+  }
+  const question = document.createElement('span');
+  question.textContent = 'End it for everyone? ';
+  const yes = actionButton('End the class', 'end-class-confirm', () => {
+    confirming = '';
+    act('DELETE', `/api/rooms/${encodeURIComponent(room)}`);
+  });
+  yes.className = 'btn btn-small btn-danger';
+  const no = actionButton('Cancel', 'end-class-cancel', () => { confirming = ''; drawClasses(classes); });
+  return [question, yes, no];
+}
+
 function drawClasses(classes) {
   const body = $('#classes');
   body.replaceChildren();
@@ -127,6 +156,7 @@ function drawClasses(classes) {
         ? actionButton('Stop recording', 'stop-recording', () => act('DELETE', path))
         : actionButton('Record', 'record', () => act('POST', path)));
     }
+    actions.append(...endButtons(c.room, classes));
     tr.addEventListener('click', () => {
       selected = selected === c.room ? '' : c.room;
       refresh();
@@ -152,6 +182,9 @@ function drawConnections(view) {
     cell(tr, c.name || c.participant);
     cell(tr, c.role);
     cell(tr, c.transport);
+    const path = cell(tr, pathText(c.path));
+    path.dataset.testid = 'conn-path';
+    path.dataset.path = c.path || '';
     cell(tr, c.tracks ? bits(bps) : '').dataset.testid = 'conn-bitrate';
     const has = Boolean(c.verdict);
     cell(tr, has ? `${(c.loss * 100).toFixed(1)} %` : '').dataset.testid = 'conn-loss';

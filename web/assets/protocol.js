@@ -5,7 +5,8 @@
 // An unexpected close schedules a new socket with exponential backoff and
 // jitter. Closes that a retry cannot fix are final: 1000 (left), 4001 (bad
 // or expired token), 4003 (forbidden or removed), 4009 (replaced by another
-// connection of the same participant).
+// connection of the same participant), 4010 (the class was ended for
+// everyone).
 //
 // Several nodes (docs/cluster.md): a `redirect` {url, reason}, followed by
 // close 4307, sends the page to the same class on the node at url. When
@@ -20,7 +21,8 @@
 
 import { decodeClaims, currentLink } from './token.js';
 
-export const FINAL_CLOSE_CODES = new Set([1000, 4001, 4003, 4009]);
+export const CLOSE_CLASS_ENDED = 4010;
+export const FINAL_CLOSE_CODES = new Set([1000, 4001, 4003, 4009, CLOSE_CLASS_ENDED]);
 export const CLOSE_REDIRECT = 4307;
 
 // Failed attempts on the page's node before other nodes are tried.

@@ -7,6 +7,7 @@ import {
   takeLink, decodeClaims, isExpired, loadPersonalToken, savePersonalToken, forgetPersonalToken,
 } from './token.js';
 import { Classroom } from './classroom.js';
+import { CLOSE_CLASS_ENDED } from './protocol.js';
 import { RoomView } from './view.js';
 import { errorMessage } from './ui.js';
 
@@ -46,6 +47,10 @@ const NOTICES = {
     kind: 'left', title: 'You left the class',
     text: 'You can come back while the class is running.',
     action: { label: 'Rejoin', onClick: reload },
+  },
+  classEnded: {
+    kind: 'class-ended', title: 'The class has ended',
+    text: 'The teacher or the school ended this class for everyone. You can close this page.',
   },
   ended: {
     kind: 'ended', title: 'Disconnected',
@@ -174,6 +179,9 @@ function finished(code, { removed, joinedBefore }) {
       break;
     case 4009:
       view.notice(NOTICES.replaced);
+      break;
+    case CLOSE_CLASS_ENDED:
+      view.notice(NOTICES.classEnded);
       break;
     case 4001:
       tokenRejected();
