@@ -10,7 +10,6 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"lectern/auth"
-	"lectern/config"
 )
 
 // checkResults reads the connection check page's results by test id.
@@ -126,12 +125,7 @@ func TestBrowserCheckFirewalls(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			t.Parallel()
 			ns := newNetns(t)
-			cert, key := writeCert(t, ns.host)
-			srv := startServerWith(t, "tokens", func(cfg *config.Config) {
-				cfg.HTTP, cfg.PublicIP = ns.host+":0", ns.host
-				cfg.TURN, cfg.TURNUDPPort, cfg.TURNTCPPort, cfg.TURNTLSPort = true, 0, 0, 0
-				cfg.TURNTLSCert, cfg.TURNTLSKey = cert, key
-			})
+			srv := ns.turnNode(t, false)
 			ns.firewall(t, c.firewall(ns, srv))
 			inv, err := srv.signer.Mint(auth.Claims{Room: newRoom(), Role: auth.RoleStudent, Participant: "invite",
 				Invite: true}, time.Hour)
