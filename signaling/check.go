@@ -192,7 +192,9 @@ func (s *Server) checkEcho(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	_ = ws.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(code, reason), deadline)
+	// After a read timeout the deadline has passed: the close frame gets
+	// a second of its own.
+	_ = ws.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(code, reason), time.Now().Add(time.Second))
 }
 
 // checkProbe: POST /api/check/probe answers a receive-only offer

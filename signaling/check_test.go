@@ -148,6 +148,21 @@ func TestCheckEcho(t *testing.T) {
 	require.NoError(t, big.WriteMessage(websocket.TextMessage, []byte(strings.Repeat("x", maxCheckEcho+1))))
 	_, _, err = big.ReadMessage()
 	require.True(t, websocket.IsCloseError(err, websocket.CloseMessageTooBig), "%v", err)
+
+	binary, _, err := websocket.DefaultDialer.Dial(url, nil)
+	require.NoError(t, err)
+	defer binary.Close()
+	require.NoError(t, binary.WriteMessage(websocket.BinaryMessage, []byte{1, 2, 3}))
+	_, _, err = binary.ReadMessage()
+	require.True(t, websocket.IsCloseError(err, websocket.CloseUnsupportedData), "%v", err)
+
+	silent, _, err := websocket.DefaultDialer.Dial(url, nil)
+	require.NoError(t, err)
+	defer silent.Close()
+	start := time.Now()
+	_, _, err = silent.ReadMessage()
+	require.True(t, websocket.IsCloseError(err, websocket.ClosePolicyViolation), "%v", err)
+	require.Less(t, time.Since(start), checkEchoTime+2*time.Second, "closed within the bound")
 }
 
 // A probe connects a real peer to the node with no token, gives its slot

@@ -101,8 +101,9 @@ async function probe({ transport = '', config = {}, waitMs = UDP_WAIT_MS }) {
     if (res.status !== 201) throw new Error(`probe refused: ${res.status}`);
     const sdp = keepCandidates(await res.text(), transport);
     await pc.setRemoteDescription({ type: 'answer', sdp });
-    const up = await waitFor(pc, 'connectionstatechange', () => pc.connectionState === 'connected', waitMs);
-    return up ? await selectedPair(pc) : null;
+    // A failed connection ends the wait early; only a connected one counts.
+    await waitFor(pc, 'connectionstatechange', () => ['connected', 'failed'].includes(pc.connectionState), waitMs);
+    return pc.connectionState === 'connected' ? await selectedPair(pc) : null;
   } finally {
     pc.close();
   }
