@@ -205,6 +205,7 @@ func signalingLimits(l config.Limits) signaling.Limits {
 		FloodCooldown:   l.FloodCooldown,
 		NoFloodCooldown: l.FloodCooldown == 0,
 		JoinRateInvite:  float64(l.JoinRateInvite), JoinRateIP: float64(l.JoinRateIP),
+		CheckRateIP: float64(l.CheckRateIP),
 	}
 }
 

@@ -242,7 +242,7 @@ func (c Config) MarshalZerologObject(e *zerolog.Event) {
 		Int("whep_sessions_per_token", c.WHEPPerToken).Int("chat_rate", c.ChatRate).
 		Int("chat_burst", c.ChatBurst).Int("class_chat_rate", c.ClassChatRate).
 		Stringer("flood_cooldown", c.FloodCooldown).Int("join_rate_invite", c.JoinRateInvite).
-		Int("join_rate_ip", c.JoinRateIP).Strs("trusted_proxies", c.TrustedProxies).
+		Int("join_rate_ip", c.JoinRateIP).Int("check_rate_ip", c.CheckRateIP).Strs("trusted_proxies", c.TrustedProxies).
 		Str("tls_cert", c.TLSCert).Bool("single_port", c.SinglePort).Bool("turn", c.TURN).
 		Int("turn_udp_port", c.TURNUDPPort).Int("turn_tcp_port", c.TURNTCPPort).Int("turn_tls_port", c.TURNTLSPort).
 		Int("turn_tls_public_port", c.TURNTLSPublicPort).

@@ -29,6 +29,10 @@ type Limits struct {
 	// of as many).
 	JoinRateInvite int `yaml:"join_rate_invite"`
 	JoinRateIP     int `yaml:"join_rate_ip"`
+	// CheckRateIP is how many requests one client address may make to the
+	// connection check's endpoints (/api/check…) per minute (bursts of
+	// half as many).
+	CheckRateIP int `yaml:"check_rate_ip"`
 	// TrustedProxies are the addresses or CIDR prefixes of reverse
 	// proxies whose X-Forwarded-For and X-Forwarded-Proto are believed.
 	TrustedProxies []string `yaml:"trusted_proxies"`
@@ -44,6 +48,7 @@ func DefaultLimits() Limits {
 		FloodCooldown:  30 * time.Second,
 		JoinRateInvite: 60,
 		JoinRateIP:     600,
+		CheckRateIP:    120,
 	}
 }
 
@@ -82,6 +87,7 @@ func (c *Config) limitsFields() []field {
 		{"flood_cooldown", "LECTERN_FLOOD_COOLDOWN", "flood-cooldown", "how long a participant closed for flooding (4008) must wait to join again (0: no wait)", durationValue{&c.FloodCooldown}},
 		{"join_rate_invite", "LECTERN_JOIN_RATE_INVITE", "join-rate-invite", "invite exchanges at /api/join per minute per invite", intValue{&c.JoinRateInvite}},
 		{"join_rate_ip", "LECTERN_JOIN_RATE_IP", "join-rate-ip", "invite exchanges at /api/join per minute per client address", intValue{&c.JoinRateIP}},
+		{"check_rate_ip", "LECTERN_CHECK_RATE_IP", "check-rate-ip", "requests to the connection check's endpoints (/api/check...) per minute per client address", intValue{&c.CheckRateIP}},
 		{"trusted_proxies", "LECTERN_TRUSTED_PROXIES", "trusted-proxies", "comma-separated addresses or CIDRs of reverse proxies whose X-Forwarded-For and X-Forwarded-Proto are believed (empty: none)", listValue{&c.TrustedProxies}},
 	}
 }
@@ -99,6 +105,7 @@ func (c Config) validateLimits(bad func(format string, a ...any)) {
 		{"class_chat_rate", l.ClassChatRate, 1, 10000},
 		{"join_rate_invite", l.JoinRateInvite, 1, 100000},
 		{"join_rate_ip", l.JoinRateIP, 1, 100000},
+		{"check_rate_ip", l.CheckRateIP, 2, 100000},
 	} {
 		if r.v < r.lo || r.v > r.h {
 			bad("%s %d: want %d to %d", r.key, r.v, r.lo, r.h)

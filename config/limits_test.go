@@ -28,9 +28,8 @@ func TestLimitsSettings(t *testing.T) {
 			l.WHEPPerToken, l.ChatRate, l.FloodCooldown = 1, 4, 0
 			l.TrustedProxies = []string{"127.0.0.1", "10.0.0.0/8"}
 		})},
-		{"env", nil, []string{"LECTERN_JOIN_RATE_INVITE=10", "LECTERN_CLASS_CHAT_RATE=50"}, with(func(l *Limits) {
-			l.JoinRateInvite, l.ClassChatRate = 10, 50
-		})},
+		{"env", nil, []string{"LECTERN_JOIN_RATE_INVITE=10", "LECTERN_CLASS_CHAT_RATE=50", "LECTERN_CHECK_RATE_IP=40"},
+			with(func(l *Limits) { l.JoinRateInvite, l.ClassChatRate, l.CheckRateIP = 10, 50, 40 })},
 		{"yaml", []string{"--config", writeFile(t, "chat_burst: 9\njoin_rate_ip: 30\ntrusted_proxies: [\"::1\"]\n")}, nil,
 			with(func(l *Limits) { l.ChatBurst, l.JoinRateIP, l.TrustedProxies = 9, 30, []string{"::1"} })},
 	}
@@ -54,6 +53,8 @@ func TestLimitsErrors(t *testing.T) {
 		{"--flood-cooldown", "-1s"},
 		{"--flood-cooldown", "2h"},
 		{"--join-rate-invite", "0"},
+		{"--check-rate-ip", "1"},
+		{"--check-rate-ip", "100001"},
 		{"--trusted-proxies", "proxy.example"},
 		{"--trusted-proxies", "10.0.0.0/33"},
 	} {

@@ -12,7 +12,6 @@ import (
 
 	"lectern/auth"
 	"lectern/client"
-	"lectern/config"
 )
 
 // TestBrowserBehindFirewalls: a Chromium student in a network namespace
@@ -40,12 +39,7 @@ func TestBrowserBehindFirewalls(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			t.Parallel()
 			ns := newNetns(t)
-			cert, key := writeCert(t, ns.host)
-			srv := startServerWith(t, "tokens", func(cfg *config.Config) {
-				cfg.HTTP, cfg.PublicIP = ns.host+":0", ns.host
-				cfg.SinglePort, cfg.TURN, cfg.TURNUDPPort, cfg.TURNTCPPort, cfg.TURNTLSPort = c.single, true, 0, 0, 0
-				cfg.TURNTLSCert, cfg.TURNTLSKey = cert, key
-			})
+			srv := ns.turnNode(t, c.single)
 			ns.firewall(t, c.firewall(ns, srv))
 			room := newRoom()
 			teacher := srv.dial(t, srv.token(t, room, auth.RoleTeacher, "Teacher"), client.Options{})

@@ -22,6 +22,8 @@ import (
 	"github.com/chromedp/chromedp/remote"
 	"github.com/stretchr/testify/require"
 	"golang.org/x/sys/unix"
+
+	"lectern/config"
 )
 
 // netns is a network namespace the test made: one veth pair, the node's
@@ -103,6 +105,19 @@ func (n *netns) dial(addr string) (net.Conn, error) {
 	}()
 	r := <-ch
 	return r.c, r.err
+}
+
+// turnNode starts a node (tokens mode) on the namespace's host address
+// with TURN over UDP, TCP and TLS, with a certificate for that address,
+// all on free ports; single puts it in single-port mode.
+func (n *netns) turnNode(t *testing.T, single bool) *server {
+	t.Helper()
+	cert, key := writeCert(t, n.host)
+	return startServerWith(t, "tokens", func(cfg *config.Config) {
+		cfg.HTTP, cfg.PublicIP = n.host+":0", n.host
+		cfg.SinglePort, cfg.TURN, cfg.TURNUDPPort, cfg.TURNTCPPort, cfg.TURNTLSPort = single, true, 0, 0, 0
+		cfg.TURNTLSCert, cfg.TURNTLSKey = cert, key
+	})
 }
 
 var devtoolsLine = regexp.MustCompile(`DevTools listening on ws://([^/]+)(/devtools/browser/\S+)`)

@@ -79,6 +79,9 @@ var (
 	ErrTooManySessions = errors.New("too many WHEP sessions for this token")
 	// ErrTooManyJoins: too many invite exchanges from one invite or address.
 	ErrTooManyJoins = errors.New("too many joins: try again later")
+	// ErrTooManyChecks: too many connectivity check requests from one
+	// address, or the node's probes or downloads are all in use.
+	ErrTooManyChecks = errors.New("too many connectivity checks: try again later")
 	// ErrBodyTimeout: a request body that did not arrive in time.
 	ErrBodyTimeout = errors.New("request body not received in time")
 
@@ -138,7 +141,7 @@ func httpStatus(err error) int {
 		return http.StatusPreconditionFailed
 	case errors.Is(err, ErrBodyTooLarge):
 		return http.StatusRequestEntityTooLarge
-	case errors.Is(err, ErrTooManySessions), errors.Is(err, ErrTooManyJoins):
+	case errors.Is(err, ErrTooManySessions), errors.Is(err, ErrTooManyJoins), errors.Is(err, ErrTooManyChecks):
 		return http.StatusTooManyRequests
 	case errors.Is(err, ErrBodyTimeout):
 		return http.StatusRequestTimeout

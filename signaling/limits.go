@@ -31,6 +31,10 @@ type Limits struct {
 	// JoinRateInvite and JoinRateIP are invite exchanges per minute, per
 	// invite and per client address.
 	JoinRateInvite, JoinRateIP float64
+	// CheckRateIP is requests per minute one client address may make to
+	// the connectivity check's endpoints (/api/check…), in bursts of half
+	// as many.
+	CheckRateIP float64
 }
 
 // withDefaults fills the zero fields.
@@ -50,6 +54,7 @@ func (l Limits) withDefaults() Limits {
 	def(&l.ClassChatRate, 20)
 	def(&l.JoinRateInvite, 60)
 	def(&l.JoinRateIP, 600)
+	def(&l.CheckRateIP, 120)
 	if l.FloodCooldown <= 0 && !l.NoFloodCooldown {
 		l.FloodCooldown = 30 * time.Second
 	}

@@ -142,6 +142,7 @@ type Server struct {
 
 	joinInvite, joinIP *limiter  // /api/join, per invite and per address
 	floods             cooldowns // participants closed with 4008
+	check              *checker  // the connectivity check (check.go)
 	chatDropped        atomic.Int64
 }
 
@@ -164,6 +165,7 @@ func New(opts Options) (*Server, error) {
 		quality: newQuality(),
 	}
 	s.joinInvite, s.joinIP = opts.Limits.joinLimiters()
+	s.check = newChecker(s, opts.Limits.CheckRateIP)
 	s.hub = newHub(s)
 	var err error
 	if s.rec, err = newRecManager(s, opts.Recording); err != nil {
@@ -185,7 +187,7 @@ func New(opts Options) (*Server, error) {
 			return nil, fmt.Errorf("signaling: register metrics: %w", err)
 		}
 	}
-	for _, c := range append(s.quality.collectors, s.rec.failures) {
+	for _, c := range append(append(s.quality.collectors, s.rec.failures), s.check.collectors()...) {
 		if err := opts.Registry.Register(c); err != nil {
 			return nil, fmt.Errorf("signaling: register metrics: %w", err)
 		}
@@ -251,6 +253,7 @@ func (s *Server) routes() *http.ServeMux {
 	m.HandleFunc("POST /api/classes", s.createClass)
 	m.HandleFunc("POST /api/join", s.exchangeInvite)
 	m.HandleFunc("GET /ws", s.serveWS)
+	s.checkRoutes(m)
 	s.httpMediaRoutes(m)
 	s.recordingRoutes(m)
 	m.HandleFunc("GET /api/nodes", s.listNodes)
@@ -279,6 +282,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	}
 	s.hub.shutdown()
 	s.rec.shutdown()
+	s.check.closeProbes()
 	for _, c := range s.connSnapshot() {
 		c.close(ErrShuttingDown, true)
 	}

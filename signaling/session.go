@@ -391,8 +391,19 @@ func (s *Server) mediaOptions(w http.ResponseWriter, r *http.Request) {
 	w.WriteHeader(http.StatusNoContent)
 }
 
-// bearer verifies the request's bearer token (RFC 6750 2.1).
+// bearer verifies the request's bearer token, which must not be an
+// invite.
 func (s *Server) bearer(r *http.Request) (auth.Claims, error) {
+	claims, err := s.bearerAny(r)
+	if err == nil && claims.Invite {
+		return claims, fmt.Errorf("%w: exchange the invite at /api/join first", ErrUnauthorized)
+	}
+	return claims, err
+}
+
+// bearerAny verifies the request's bearer token (RFC 6750 2.1): any
+// class token, invites included, but no replay link.
+func (s *Server) bearerAny(r *http.Request) (auth.Claims, error) {
 	scheme, tok, ok := strings.Cut(r.Header.Get("Authorization"), " ")
 	tok = strings.TrimSpace(tok)
 	if !ok || !strings.EqualFold(scheme, "Bearer") || tok == "" {
@@ -401,9 +412,6 @@ func (s *Server) bearer(r *http.Request) (auth.Claims, error) {
 	claims, err := s.opts.Signer.Verify(tok)
 	if err != nil {
 		return claims, err
-	}
-	if claims.Invite {
-		return claims, fmt.Errorf("%w: exchange the invite at /api/join first", ErrUnauthorized)
 	}
 	if claims.Replay() {
 		return claims, fmt.Errorf("%w: a replay link opens only its recording", ErrForbidden)

@@ -43,6 +43,8 @@ function showLinks(title, body) {
   const teacherURL = new URL(body.teacher_url, location.href).href;
   const studentURL = new URL(body.student_url, location.href).href;
   $('#teacher-link').href = teacherURL;
+  // The check page tests TURN only with a class token (check.js).
+  $('#check-class-link').href = `/check?role=teacher${new URL(teacherURL).hash}`;
   const student = $('#student-link');
   student.href = studentURL;
   student.textContent = studentURL;

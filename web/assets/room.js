@@ -113,6 +113,8 @@ function startFromInvite(message) {
     return;
   }
   const preset = new URLSearchParams(location.search).get('name')?.trim() ?? '';
+  // The check page gets the invite, which lets it test TURN (check.js).
+  document.querySelector('#check-link').href = `/check#token=${encodeURIComponent(invite.token)}`;
   view.askName({ preset, message, onSubmit: exchangeInvite });
   if (preset && !message) view.submitName();
 }
