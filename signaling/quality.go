@@ -182,45 +182,16 @@ type classDowns struct {
 }
 
 // studentDownTracks lists, per class, each local student's down tracks:
-// its websocket's subscriptions and its WHEP sessions.
+// its websocket's subscriptions and its WHEP sessions. The peer
+// connections are gathered under the locks, their down tracks read after.
 func (h *hub) studentDownTracks() []classDowns {
-	type student struct {
-		pid     sfu.ParticipantID
-		subs    []*sfu.Subscriber
-		viewers []*sfu.Viewer
-	}
-	var classes [][]*student
+	var classes [][]*studentPeers
 	var ids []sfu.RoomID
 	h.mu.Lock()
 	for _, r := range h.rooms {
-		by := map[sfu.ParticipantID]*student{}
-		var list []*student
-		get := func(pid sfu.ParticipantID) *student {
-			if by[pid] == nil {
-				by[pid] = &student{pid: pid}
-				list = append(list, by[pid])
-			}
-			return by[pid]
-		}
 		r.mu.Lock()
-		for _, m := range r.members {
-			if m.info.Role != string(auth.RoleStudent) || m.conn.headless() {
-				continue
-			}
-			get(m.conn.pid)
-			for _, sub := range m.conn.subs {
-				if sub.sub != nil {
-					get(m.conn.pid).subs = append(get(m.conn.pid).subs, sub.sub)
-				}
-			}
-		}
-		for hc, x := range r.headless {
-			if hc.claims.Role == auth.RoleStudent && x.viewer != nil {
-				get(hc.pid).viewers = append(get(hc.pid).viewers, x.viewer)
-			}
-		}
+		classes = append(classes, r.studentPeersLocked())
 		r.mu.Unlock()
-		classes = append(classes, list)
 		ids = append(ids, r.id)
 	}
 	h.mu.Unlock()
@@ -240,4 +211,42 @@ func (h *hub) studentDownTracks() []classDowns {
 		}
 	}
 	return out
+}
+
+// studentPeers are one student's receiving peer connections in a class.
+type studentPeers struct {
+	pid     sfu.ParticipantID
+	subs    []*sfu.Subscriber
+	viewers []*sfu.Viewer
+}
+
+// studentPeersLocked lists the class's students, in the order met, with
+// their subscriptions and WHEP viewers. r.mu is held.
+func (r *room) studentPeersLocked() []*studentPeers {
+	by := map[sfu.ParticipantID]*studentPeers{}
+	var list []*studentPeers
+	get := func(pid sfu.ParticipantID) *studentPeers {
+		if by[pid] == nil {
+			by[pid] = &studentPeers{pid: pid}
+			list = append(list, by[pid])
+		}
+		return by[pid]
+	}
+	for _, m := range r.members {
+		if m.info.Role != string(auth.RoleStudent) || m.conn.headless() {
+			continue
+		}
+		st := get(m.conn.pid)
+		for _, sub := range m.conn.subs {
+			if sub.sub != nil {
+				st.subs = append(st.subs, sub.sub)
+			}
+		}
+	}
+	for hc, x := range r.headless {
+		if hc.claims.Role == auth.RoleStudent && x.viewer != nil {
+			get(hc.pid).viewers = append(get(hc.pid).viewers, x.viewer)
+		}
+	}
+	return list
 }

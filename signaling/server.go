@@ -182,15 +182,8 @@ func New(opts Options) (*Server, error) {
 		WriteBufferPool:  &s.wsWriteBufs,
 		CheckOrigin:      s.checkOrigin,
 	}
-	for _, c := range []prometheus.Collector{newCollector(s), newPathCollector(s)} {
-		if err := opts.Registry.Register(c); err != nil {
-			return nil, fmt.Errorf("signaling: register metrics: %w", err)
-		}
-	}
-	for _, c := range append(append(s.quality.collectors, s.rec.failures), s.check.collectors()...) {
-		if err := opts.Registry.Register(c); err != nil {
-			return nil, fmt.Errorf("signaling: register metrics: %w", err)
-		}
+	if err := s.registerMetrics(); err != nil {
+		return nil, err
 	}
 	if opts.Engine != nil {
 		opts.Engine.SetReceptionObserver(s.quality)
@@ -206,6 +199,18 @@ func New(opts Options) (*Server, error) {
 		s.tasks.start(s.rec.sweepLoop)
 	}
 	return s, nil
+}
+
+// registerMetrics registers every collector of the server.
+func (s *Server) registerMetrics() error {
+	cs := []prometheus.Collector{newCollector(s), newPathCollector(s), s.rec.failures}
+	cs = append(append(cs, s.quality.collectors...), s.check.collectors()...)
+	for _, c := range cs {
+		if err := s.opts.Registry.Register(c); err != nil {
+			return fmt.Errorf("signaling: register metrics: %w", err)
+		}
+	}
+	return nil
 }
 
 // fill checks the options and gives the unset ones their defaults.
