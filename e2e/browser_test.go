@@ -41,9 +41,7 @@ func TestBrowserClass(t *testing.T) {
 	ada := b.open(t, "ada", srv.base+withQuery(class.StudentURL, "name=Ada"))
 	bob := b.open(t, "bob", srv.base+"/room/"+class.Room+"#token="+bobToken)
 
-	teacher.do(t, "go live",
-		chromedp.WaitEnabled(chromedp.CSS(`[data-testid="go-live"]`)),
-		chromedp.Click(chromedp.CSS(`[data-testid="go-live"]`)))
+	teacher.goLive(t)
 	for _, st := range []*tab{ada, bob} {
 		st.waitVideoPlaying(t)
 	}
@@ -192,6 +190,14 @@ func (tb *tab) do(t *testing.T, what string, steps ...chromedp.Action[chromedp.V
 	ctx, cancel := context.WithTimeout(tb.ctx, 60*time.Second)
 	defer cancel()
 	require.NoError(t, chromedp.Do(ctx, steps...), "%s: %s", tb.name, what)
+}
+
+// goLive presses the class page's Go live button once it is enabled.
+func (tb *tab) goLive(t *testing.T) {
+	t.Helper()
+	tb.do(t, "go live",
+		chromedp.WaitEnabled(chromedp.CSS(`[data-testid="go-live"]`)),
+		chromedp.Click(chromedp.CSS(`[data-testid="go-live"]`)))
 }
 
 // eval evaluates a script (awaiting a promise) and decodes its result.

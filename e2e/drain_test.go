@@ -8,7 +8,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/chromedp/chromedp"
 	"github.com/stretchr/testify/require"
 
 	"lectern/auth"
@@ -149,9 +148,7 @@ func TestBrowserClusterDrain(t *testing.T) {
 	room := newRoom()
 	br := newBrowser(t, chromium)
 	teacher := br.open(t, "teacher", a.base+"/room/"+room+"#token="+a.token(t, room, auth.RoleTeacher, "Ms Rivera"))
-	teacher.do(t, "go live",
-		chromedp.WaitEnabled(chromedp.CSS(`[data-testid="go-live"]`)),
-		chromedp.Click(chromedp.CSS(`[data-testid="go-live"]`)))
+	teacher.goLive(t)
 	student := br.open(t, "student", a.base+"/room/"+room+"#token="+a.token(t, room, auth.RoleStudent, "Ada"))
 	student.waitVideoPlaying(t)
 	student.waitState(t, 10*time.Second, "on A", func(s pageState) bool { return s.Node == a.name })

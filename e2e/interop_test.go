@@ -10,7 +10,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/chromedp/chromedp"
 	"github.com/stretchr/testify/require"
 
 	"lectern/auth"
@@ -86,9 +85,7 @@ func TestBrowserH264ToGStreamer(t *testing.T) {
 	room := newRoom()
 	b := newBrowser(t, chromium)
 	teacher := b.open(t, "teacher", srv.base+"/room/"+room+"?codec=h264#token="+srv.token(t, room, auth.RoleTeacher, "Ms Teacher"))
-	teacher.do(t, "go live",
-		chromedp.WaitEnabled(chromedp.CSS(`[data-testid="go-live"]`)),
-		chromedp.Click(chromedp.CSS(`[data-testid="go-live"]`)))
+	teacher.goLive(t)
 	player := startGST(t, "gst_whep.py", srv.base+"/whep/"+room, srv.token(t, room, auth.RoleStudent, "GStreamer"), "3")
 	decoded := strings.Fields(player.line(t, "DECODED", 60*time.Second))
 	frames, _ := strconv.Atoi(decoded[1])

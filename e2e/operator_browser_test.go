@@ -206,9 +206,7 @@ func TestBrowserTeacherSeesVerdicts(t *testing.T) {
 	room := newRoom()
 	b := newBrowser(t, chromium)
 	teacher := b.open(t, "teacher", srv.base+"/room/"+room+"#token="+srv.token(t, room, auth.RoleTeacher, "Ms Rivera"))
-	teacher.do(t, "go live",
-		chromedp.WaitEnabled(chromedp.CSS(`[data-testid="go-live"]`)),
-		chromedp.Click(chromedp.CSS(`[data-testid="go-live"]`)))
+	teacher.goLive(t)
 	ada := srv.dial(t, srv.token(t, room, auth.RoleStudent, "Ada"), client.Options{})
 	api, err := client.NewAPI(client.APIOptions{Logger: clientLogger(t), Interceptors: []interceptor.Factory{lossyLink{}}})
 	require.NoError(t, err)

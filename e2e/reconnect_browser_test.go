@@ -139,9 +139,7 @@ func (p *cutProxy) stop() {
 func openTeacherLive(t *testing.T, br *browser, base, room, token string) (*tab, pageState) {
 	t.Helper()
 	teacher := br.open(t, "teacher", base+"/room/"+room+"#token="+token)
-	teacher.do(t, "go live",
-		chromedp.WaitEnabled(chromedp.CSS(`[data-testid="go-live"]`)),
-		chromedp.Click(chromedp.CSS(`[data-testid="go-live"]`)))
+	teacher.goLive(t)
 	teacher.do(t, "share the screen",
 		chromedp.WaitEnabled(chromedp.CSS(`[data-testid="share-screen"]`)),
 		chromedp.Click(chromedp.CSS(`[data-testid="share-screen"]`)))

@@ -36,9 +36,7 @@ func TestBrowserThroughTURN(t *testing.T) {
 	_, err = eval[bool](relayed, `sessionStorage.setItem('lectern.icePolicy', 'relay'), true`)
 	require.NoError(t, err)
 	relayed.do(t, "reload relay-only", chromedp.Reload())
-	teacher.do(t, "go live",
-		chromedp.WaitEnabled(chromedp.CSS(`[data-testid="go-live"]`)),
-		chromedp.Click(chromedp.CSS(`[data-testid="go-live"]`)))
+	teacher.goLive(t)
 	for _, st := range []*tab{direct, relayed} {
 		st.waitVideoPlaying(t)
 	}
