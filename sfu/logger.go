@@ -65,6 +65,7 @@ var routineWarnings = []struct{ prefix, holds string }{
 	{"Failed to accept RTP", ""},
 	{"Failed to accept RTCP", ""},
 	{"Failed to start manager: connecting canceled by caller", ""},
+	{"Failed to start connectivity checks", "agent is closed"},
 	{"Failed to ping without candidate pairs", ""},
 	{"undeclaredMediaProcessor failed to open Srtp", "has not started"},
 	{"undeclaredMediaProcessor failed to open Srtcp", "has not started"},
